@@ -1,0 +1,77 @@
+# ember's one build entry point. `make help` lists the targets.
+#   make            library build/libember.a and the example programs
+#   make test       build and run the doctest suite
+#   make debug      everything at -O0 -g3 into build/debug (OpenBLAS on one thread)
+#   make asan       the whole suite under AddressSanitizer + UBSan
+#   make demo       train the toy GPT on the built-in corpus, then sample
+# Missing Debian packages are installed with apt-get first (as root or via sudo).
+
+CXX      ?= g++
+BUILD    ?= build
+OPT      ?= -O3 -march=native
+CXXFLAGS ?= $(OPT)
+CXXFLAGS += -std=c++20 -Wall -Wextra -pthread -I. -MMD -MP
+# GCC 12 at -O3 reports a false stringop-overflow inside fmt 9's own header (fill_t::operator=).
+CXXFLAGS += -Wno-stringop-overflow
+LDLIBS   += -lopenblas -lfmt -pthread
+MAKEFLAGS += --no-print-directory
+ifeq ($(MAKELEVEL),0)
+ifeq (,$(filter -j%,$(MAKEFLAGS)))
+MAKEFLAGS += -j$(shell nproc)
+endif
+endif
+
+DEB_PACKAGES := g++ make libopenblas-dev libfmt-dev doctest-dev libcli11-dev nlohmann-json3-dev
+TORCH_PACKAGES := python3-torch
+
+LIB_SRC  := $(wildcard core/*.cpp core/ops/*.cpp nn/*.cpp train/*.cpp)
+TEST_SRC := $(wildcard tests/*.cpp tests/core/*.cpp tests/nn/*.cpp tests/train/*.cpp)
+EXAMPLES := $(patsubst examples/%.cpp,%,$(wildcard examples/*.cpp))
+
+LIB_OBJ  := $(LIB_SRC:%.cpp=$(BUILD)/obj/%.o)
+TEST_OBJ := $(TEST_SRC:%.cpp=$(BUILD)/obj/%.o)
+LIB      := $(BUILD)/libember.a
+BINS     := $(EXAMPLES:%=$(BUILD)/%)
+
+.PHONY: all test debug asan deps demo help clean
+.DEFAULT_GOAL := all
+
+all: $(LIB) $(BINS) $(BUILD)/tests
+
+deps:
+	@tools/install_deps.sh $(DEB_PACKAGES)
+
+test: all
+	$(BUILD)/tests $(TEST_ARGS)
+
+debug:
+	@$(MAKE) BUILD=build/debug OPT="-O0 -g3 -DEMBER_DEBUG" all
+
+asan:
+	@$(MAKE) BUILD=build/asan OPT="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined -DEMBER_NO_STORAGE_CACHE" LDFLAGS="-fsanitize=address,undefined" all
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 build/asan/tests $(TEST_ARGS)
+
+demo: all
+	$(BUILD)/gpt train
+
+help:
+	@sed -n '1,8p' Makefile
+
+clean:
+	rm -rf build
+
+$(LIB): $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/tests: $(TEST_OBJ) $(LIB)
+	$(CXX) $(LDFLAGS) -o $@ $(TEST_OBJ) $(LIB) $(LDLIBS)
+
+$(BUILD)/%: $(BUILD)/obj/examples/%.o $(LIB)
+	$(CXX) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+
+$(BUILD)/obj/%.o: %.cpp | deps
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) -c $< -o $@
+
+-include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(EXAMPLES:%=$(BUILD)/obj/examples/%.d)

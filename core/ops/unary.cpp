@@ -1,0 +1,96 @@
+// Pointwise functions: pow (scalar exponent), exp, log, sqrt, tanh, relu and
+// gelu (exact erf form and the tanh approximation GPT-2 used).
+#include "core/autograd.h"
+#include "core/ops.h"
+#include "core/ops/strided.h"
+
+#include <cmath>
+
+namespace ember {
+namespace {
+
+using detail::map_binary;
+using detail::map_unary;
+
+constexpr float kSqrt2OverPi = 0.7978845608028654f;  // sqrt(2/pi)
+constexpr float kInvSqrt2 = 0.7071067811865476f;     // 1/sqrt(2)
+constexpr float kInvSqrt2Pi = 0.3989422804014327f;   // 1/sqrt(2 pi)
+constexpr float kGeluCubic = 0.044715f;
+
+// Backward functions get the input as inputs[0] and, where cheaper, the
+// output as saved[0] (detached, so the node does not own its own output).
+void pow_backward(Node& n, const Tensor& g, std::vector<Tensor>& gi) {
+  const float p = static_cast<float>(n.reals[0]);
+  gi[0] = map_binary("pow", g, n.inputs[0], [p](float gv, float x) { return gv * p * std::pow(x, p - 1.0f); });
+}
+void exp_backward(Node& n, const Tensor& g, std::vector<Tensor>& gi) {
+  gi[0] = map_binary("exp", g, n.saved[0], [](float gv, float y) { return gv * y; });
+}
+void log_backward(Node& n, const Tensor& g, std::vector<Tensor>& gi) {
+  gi[0] = map_binary("log", g, n.inputs[0], [](float gv, float x) { return gv / x; });
+}
+void sqrt_backward(Node& n, const Tensor& g, std::vector<Tensor>& gi) {
+  gi[0] = map_binary("sqrt", g, n.saved[0], [](float gv, float y) { return gv * 0.5f / y; });
+}
+void tanh_backward(Node& n, const Tensor& g, std::vector<Tensor>& gi) {
+  gi[0] = map_binary("tanh", g, n.saved[0], [](float gv, float y) { return gv * (1.0f - y * y); });
+}
+void relu_backward(Node& n, const Tensor& g, std::vector<Tensor>& gi) {
+  gi[0] = map_binary("relu", g, n.inputs[0], [](float gv, float x) { return x > 0.0f ? gv : 0.0f; });
+}
+
+// Exact: y = x Phi(x) with Phi(x) = (1 + erf(x/sqrt2))/2, so dy/dx = Phi(x) + x phi(x)
+// with phi the standard normal density.
+float gelu_exact(float x) { return 0.5f * x * (1.0f + std::erf(x * kInvSqrt2)); }
+float gelu_exact_grad(float x) {
+  return 0.5f * (1.0f + std::erf(x * kInvSqrt2)) + x * kInvSqrt2Pi * std::exp(-0.5f * x * x);
+}
+// Tanh form: y = x/2 (1 + tanh u), u = sqrt(2/pi)(x + 0.044715 x^3), so
+// dy/dx = (1 + tanh u)/2 + x/2 (1 - tanh^2 u) sqrt(2/pi)(1 + 3 * 0.044715 x^2).
+float gelu_tanh(float x) { return 0.5f * x * (1.0f + std::tanh(kSqrt2OverPi * (x + kGeluCubic * x * x * x))); }
+float gelu_tanh_grad(float x) {
+  const float t = std::tanh(kSqrt2OverPi * (x + kGeluCubic * x * x * x));
+  return 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * kSqrt2OverPi * (1.0f + 3.0f * kGeluCubic * x * x);
+}
+void gelu_backward(Node& n, const Tensor& g, std::vector<Tensor>& gi) {
+  if (n.ints[0] == static_cast<int64_t>(GeluApprox::Tanh))
+    gi[0] = map_binary("gelu", g, n.inputs[0], [](float gv, float x) { return gv * gelu_tanh_grad(x); });
+  else
+    gi[0] = map_binary("gelu", g, n.inputs[0], [](float gv, float x) { return gv * gelu_exact_grad(x); });
+}
+
+// Records `op` on out; `keep_output` saves a detached handle to the result.
+Tensor finish(Tensor out, const char* op, BackwardFn backward, const Tensor& a, bool keep_output) {
+  if (Node* n = record(out, op, backward, {a}); n && keep_output) n->saved = {out.detach()};
+  return out;
+}
+
+}  // namespace
+
+Tensor pow(const Tensor& a, float p) {
+  Tensor out = map_unary(a, [p](float x) { return std::pow(x, p); });
+  if (Node* n = record(out, "pow", pow_backward, {a})) n->reals = {p};
+  return out;
+}
+Tensor exp(const Tensor& a) {
+  return finish(map_unary(a, [](float x) { return std::exp(x); }), "exp", exp_backward, a, true);
+}
+Tensor log(const Tensor& a) {
+  return finish(map_unary(a, [](float x) { return std::log(x); }), "log", log_backward, a, false);
+}
+Tensor sqrt(const Tensor& a) {
+  return finish(map_unary(a, [](float x) { return std::sqrt(x); }), "sqrt", sqrt_backward, a, true);
+}
+Tensor tanh(const Tensor& a) {
+  return finish(map_unary(a, [](float x) { return std::tanh(x); }), "tanh", tanh_backward, a, true);
+}
+Tensor relu(const Tensor& a) {
+  return finish(map_unary(a, [](float x) { return x > 0.0f ? x : 0.0f; }), "relu", relu_backward, a, false);
+}
+Tensor gelu(const Tensor& a, GeluApprox approx) {
+  Tensor out = approx == GeluApprox::Tanh ? map_unary(a, gelu_tanh) : map_unary(a, gelu_exact);
+  if (Node* n = record(out, "gelu", gelu_backward, {a})) n->ints = {static_cast<int64_t>(approx)};
+  return out;
+}
+
+}  // namespace ember
