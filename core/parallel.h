@@ -1,0 +1,30 @@
+// One thread pool for all of ember. Ops split their work with parallel_for;
+// OpenBLAS itself is kept on one thread, so the two never compete for cores
+// (two pools of 2 threads on 2 cores run about twice as slow).
+#pragma once
+
+#include <cstdint>
+
+namespace ember {
+
+// Number of threads ops may use (the caller plus workers). Defaults to the
+// EMBER_NUM_THREADS environment variable, else the machine's core count;
+// debug builds (EMBER_DEBUG) default to 1 so a debugger steps one thread.
+int num_threads();
+void set_num_threads(int n);
+
+namespace detail {
+using RangeFn = void (*)(void* ctx, int64_t begin, int64_t end);
+void parallel_run(int64_t n, int64_t grain, RangeFn fn, void* ctx);
+}  // namespace detail
+
+// Calls f(begin, end) on disjoint chunks covering [0, n), one per thread,
+// never smaller than `grain` items. Runs inline when n <= grain or one thread.
+// Nested calls run inline.
+template <typename F>
+void parallel_for(int64_t n, int64_t grain, F&& f) {
+  auto call = [](void* ctx, int64_t b, int64_t e) { (*static_cast<F*>(ctx))(b, e); };
+  detail::parallel_run(n, grain, call, static_cast<void*>(&f));
+}
+
+}  // namespace ember
