@@ -4,6 +4,7 @@
 #   make debug      everything at -O0 -g3 into build/debug (OpenBLAS on one thread)
 #   make asan       the whole suite under AddressSanitizer + UBSan
 #   make demo       train the toy GPT on the built-in corpus, then sample
+#   make bench      ember vs PyTorch training speed and memory, side by side
 # Missing Debian packages are installed with apt-get first (as root or via sudo).
 
 CXX      ?= g++
@@ -27,13 +28,14 @@ TORCH_PACKAGES := python3-torch
 LIB_SRC  := $(wildcard core/*.cpp core/ops/*.cpp nn/*.cpp train/*.cpp)
 TEST_SRC := $(wildcard tests/*.cpp tests/core/*.cpp tests/nn/*.cpp tests/train/*.cpp)
 EXAMPLES := $(patsubst examples/%.cpp,%,$(wildcard examples/*.cpp))
+BENCHES  := $(patsubst bench/%.cpp,%,$(wildcard bench/*.cpp))
 
 LIB_OBJ  := $(LIB_SRC:%.cpp=$(BUILD)/obj/%.o)
 TEST_OBJ := $(TEST_SRC:%.cpp=$(BUILD)/obj/%.o)
 LIB      := $(BUILD)/libember.a
 BINS     := $(EXAMPLES:%=$(BUILD)/%)
 
-.PHONY: all test debug asan deps demo help clean
+.PHONY: all test debug asan deps demo bench help clean
 .DEFAULT_GOAL := all
 
 all: $(LIB) $(BINS) $(BUILD)/tests
@@ -54,8 +56,12 @@ asan:
 demo: all
 	$(BUILD)/gpt train
 
+bench: all $(BENCHES:%=$(BUILD)/bench/%)
+	@tools/install_deps.sh $(TORCH_PACKAGES)
+	/usr/bin/python3 bench/run_bench.py --build $(BUILD) $(BENCH_ARGS)
+
 help:
-	@sed -n '1,8p' Makefile
+	@sed -n '1,10p' Makefile
 
 clean:
 	rm -rf build
@@ -67,6 +73,10 @@ $(LIB): $(LIB_OBJ)
 $(BUILD)/tests: $(TEST_OBJ) $(LIB)
 	$(CXX) $(LDFLAGS) -o $@ $(TEST_OBJ) $(LIB) $(LDLIBS)
 
+$(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CXX) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+
 $(BUILD)/%: $(BUILD)/obj/examples/%.o $(LIB)
 	$(CXX) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 
@@ -74,4 +84,4 @@ $(BUILD)/obj/%.o: %.cpp | deps
 	@mkdir -p $(dir $@)
 	$(CXX) $(CXXFLAGS) -c $< -o $@
 
--include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(EXAMPLES:%=$(BUILD)/obj/examples/%.d)
+-include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(EXAMPLES:%=$(BUILD)/obj/examples/%.d) $(BENCHES:%=$(BUILD)/obj/bench/%.d)

@@ -85,7 +85,7 @@ def bench_gpt(name, args):
     return {"impl": "pytorch", "config": name, "median_ms": round(med * 1e3, 3),
             "tokens_per_s": round(B * T / med, 1), "gflop_per_step": round(flops / 1e9, 4),
             "gflop_per_s": round(flops / med / 1e9, 3), "peak_rss_mb": round(peak_rss_mb(), 1),
-            "steps": args.steps}
+            "steps": args.steps, "torch_version": torch.__version__}
 
 
 def bench_input_layer(args):
@@ -109,7 +109,7 @@ def bench_input_layer(args):
     med = time_steps(step, args.warmup, args.steps)
     return {"impl": "pytorch", "config": "input_layer", "median_ms": round(med * 1e3, 4),
             "tokens_per_s": round(B * T / med, 1), "peak_rss_mb": round(peak_rss_mb(), 1),
-            "steps": args.steps}
+            "steps": args.steps, "torch_version": torch.__version__}
 
 
 def main():

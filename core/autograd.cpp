@@ -16,13 +16,12 @@ namespace {
 thread_local bool grad_mode = true;
 std::atomic<uint64_t> next_seq{0};
 
-// Moves the graph behind `t` into `pending` when `t` holds the last
-// reference to it, so ~Node can release a long chain from a loop.
-void steal_history(Tensor& t, std::vector<std::shared_ptr<Node>>& pending) {
-  // Only when `t` is the last handle to its impl, and the impl the last owner
-  // of its node, would dropping `t` destroy the node right here.
+// The node behind `t` when dropping `t` would destroy it (t is the last handle
+// to its impl, and the impl the last owner of its node), else null.
+std::shared_ptr<Node> take_history(Tensor& t) {
   TensorImpl* impl = t.impl();
-  if (impl && t.use_count() == 1 && impl->grad_fn.use_count() == 1) pending.push_back(std::move(impl->grad_fn));
+  if (impl && t.use_count() == 1 && impl->grad_fn.use_count() == 1) return std::move(impl->grad_fn);
+  return nullptr;
 }
 
 // Topological order of the nodes reachable from root, consumers before
@@ -77,18 +76,23 @@ void release(Node& node) {
 
 Node::~Node() {
   // Destroying a chain node by node would recurse once per node. Instead each
-  // node hands the nodes it solely owns to a thread-local list, and the
-  // outermost destructor drains that list in a loop.
-  thread_local std::vector<std::shared_ptr<Node>> pending;
+  // dying node moves its tensors onto a thread-local list, and the outermost
+  // destructor drains it in a loop. A tensor whose release would destroy its
+  // node hands the node over to be destroyed here, where it only adds its own
+  // tensors to the list. Tensors shared by several nodes (x * x, a residual
+  // stream) are simply dropped until the last of their handles comes round.
+  thread_local std::vector<Tensor> pending;
   thread_local bool draining = false;
-  for (Tensor& t : inputs) steal_history(t, pending);
-  for (Tensor& t : saved) steal_history(t, pending);
+  for (Tensor& t : inputs) pending.push_back(std::move(t));
+  for (Tensor& t : saved) pending.push_back(std::move(t));
   if (draining) return;
   draining = true;
   while (!pending.empty()) {
-    std::shared_ptr<Node> n = std::move(pending.back());
+    Tensor t = std::move(pending.back());
     pending.pop_back();
-    n.reset();
+    std::shared_ptr<Node> node = take_history(t);
+    t = Tensor();  // the impl dies here, no longer owning its node
+    node.reset();  // a nested ~Node: pushes its tensors and returns
   }
   draining = false;
 }
@@ -175,6 +179,7 @@ std::string graph_str(const Tensor& t) {
 bool Tensor::requires_grad() const { return impl_ && impl_->requires_grad; }
 
 Tensor& Tensor::requires_grad_(bool on) {
+  EMBER_CHECK(defined(), "requires_grad_: undefined tensor");
   EMBER_CHECK(is_leaf(), "requires_grad_: only leaf tensors can change requires_grad (this one comes from '{}')",
               grad_fn()->op);
   impl_->requires_grad = on;
@@ -184,6 +189,7 @@ Tensor& Tensor::requires_grad_(bool on) {
 Tensor Tensor::grad() const { return impl_ ? impl_->grad : Tensor(); }
 
 void Tensor::set_grad(const Tensor& g) {
+  EMBER_CHECK(defined(), "set_grad: undefined tensor");
   EMBER_CHECK(!g.defined() || g.shape() == shape(), "set_grad: gradient shape {} differs from the tensor's shape {}",
               shape_str(g.shape()), shape_str(shape()));
   impl_->grad = g;

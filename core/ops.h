@@ -99,3 +99,24 @@ Tensor causal_mask(int64_t T);
 Tensor dropout(const Tensor& a, float p, bool training, Generator* gen = nullptr);
 
 }  // namespace ember
+
+namespace ember {
+
+// ---- core/ops/attention.cpp ----
+// Fused causal self-attention straight from the qkv projection:
+// qkv [B, T, 3C] holds q, k, v side by side (each C = H * D, head h in
+// columns h*D..h*D+D-1). Returns y [B, T, C] with the heads merged, ready for
+// the output projection:  y_h = softmax(q_h k_h^T / sqrt(D) + bias, causal) v_h.
+// alibi_slopes (undefined, or [H]) adds bias[h, i, j] = -slope_h * (i - j).
+// Works per (batch, head) with single-threaded sgemm on strided slices of qkv,
+// so nothing is copied; only the attention probabilities [B, H, T, T] are kept.
+Tensor causal_attention(const Tensor& qkv, int64_t n_head, const Tensor& alibi_slopes = Tensor());
+
+// ---- core/ops/rope.cpp ----
+// Rotary position embedding on x [B, T, G, D] (position = index along T):
+// each head vector's pairs (2i, 2i+1) rotate by angle t * base^(-2i/D).
+// Only the first `rotate_groups` of the G groups rotate (pass 2H for a
+// [B, T, 3H, D] view of qkv: q and k rotate, v is copied); -1 = all.
+Tensor rope(const Tensor& x, int64_t rotate_groups = -1, float base = 10000.0f);
+
+}  // namespace ember

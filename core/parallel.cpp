@@ -26,11 +26,16 @@ class Pool {
   void resize(int threads) {
     stop();
     stopping_ = false;
-    for (int i = 1; i < threads; ++i) workers_.emplace_back([this, i] { work(i); });
+    // New workers count jobs from the current one: starting from 0 they would
+    // take the last job, long finished and its context gone, for a new one.
+    const uint64_t current = job_.load() >> kPartsBits;
+    for (int i = 1; i < std::min(threads, kMaxParts); ++i)
+      workers_.emplace_back([this, i, current] { work(i, current); });
   }
 
   void run(int64_t n, int64_t grain, detail::RangeFn fn, void* ctx) {
-    const int64_t parts = std::min<int64_t>(size(), (n + grain - 1) / grain);
+    // floor(n / grain) parts keeps every chunk at least `grain` items long.
+    const int64_t parts = std::min<int64_t>(size(), n / grain);
     if (parts <= 1 || busy_.exchange(true)) {  // busy: a nested call runs inline
       fn(ctx, 0, n);
       return;
@@ -38,11 +43,10 @@ class Pool {
     fn_ = fn;
     ctx_ = ctx;
     n_ = n;
-    parts_ = parts;
     pending_.store(parts - 1);
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      generation_.fetch_add(1);
+      job_.store((((job_.load() >> kPartsBits) + 1) << kPartsBits) | static_cast<uint64_t>(parts));
     }
     wake_.notify_all();
     fn(ctx, 0, n / parts);  // the caller takes the first chunk
@@ -51,20 +55,23 @@ class Pool {
   }
 
  private:
-  void work(int index) {
-    uint64_t seen = 0;
+  // A job's number and width come from one load of job_: a worker that sat
+  // out one job must not pair its number with the next job's width, or it
+  // would run a chunk of the next job twice.
+  void work(int index, uint64_t seen) {
     while (true) {
-      uint64_t gen = generation_.load();
-      for (int spin = 0; gen == seen && spin < 20000; ++spin) gen = generation_.load();
-      if (gen == seen) {
+      uint64_t job = job_.load();
+      for (int spin = 0; (job >> kPartsBits) == seen && spin < 20000; ++spin) job = job_.load();
+      if ((job >> kPartsBits) == seen) {
         std::unique_lock<std::mutex> lock(mutex_);
-        wake_.wait(lock, [&] { return generation_.load() != seen || stopping_; });
-        gen = generation_.load();
+        wake_.wait(lock, [&] { return (job_.load() >> kPartsBits) != seen || stopping_; });
+        job = job_.load();
       }
       if (stopping_) return;
-      seen = gen;
-      if (index < parts_) {
-        fn_(ctx_, n_ * index / parts_, n_ * (index + 1) / parts_);
+      seen = job >> kPartsBits;
+      const int64_t parts = static_cast<int64_t>(job & ((uint64_t{1} << kPartsBits) - 1));
+      if (index < parts) {  // the caller waits for this chunk, so fn_, ctx_, n_ are this job's
+        fn_(ctx_, n_ * index / parts, n_ * (index + 1) / parts);
         pending_.fetch_sub(1, std::memory_order_release);
       }
     }
@@ -74,7 +81,7 @@ class Pool {
     {
       std::lock_guard<std::mutex> lock(mutex_);
       stopping_ = true;
-      generation_.fetch_add(1);
+      job_.store(((job_.load() >> kPartsBits) + 1) << kPartsBits);  // a new job of no parts
     }
     wake_.notify_all();
     for (auto& t : workers_) t.join();
@@ -84,13 +91,15 @@ class Pool {
   std::vector<std::thread> workers_;
   std::mutex mutex_;
   std::condition_variable wake_;
-  std::atomic<uint64_t> generation_{0};
+  static constexpr int kPartsBits = 16;
+  static constexpr int kMaxParts = (1 << kPartsBits) - 1;
+  std::atomic<uint64_t> job_{0};  // job number << kPartsBits | number of parts
   std::atomic<int64_t> pending_{0};
   std::atomic<bool> busy_{false};
   std::atomic<bool> stopping_{false};
   detail::RangeFn fn_ = nullptr;
   void* ctx_ = nullptr;
-  int64_t n_ = 0, parts_ = 0;
+  int64_t n_ = 0;
 };
 
 int default_threads() {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
 
 namespace ember {
 
@@ -23,8 +24,9 @@ void parallel_run(int64_t n, int64_t grain, RangeFn fn, void* ctx);
 // Nested calls run inline.
 template <typename F>
 void parallel_for(int64_t n, int64_t grain, F&& f) {
-  auto call = [](void* ctx, int64_t b, int64_t e) { (*static_cast<F*>(ctx))(b, e); };
-  detail::parallel_run(n, grain, call, static_cast<void*>(&f));
+  using Fn = std::remove_reference_t<F>;  // F is a reference when f is a named (maybe const) callable
+  auto call = [](void* ctx, int64_t b, int64_t e) { (*static_cast<Fn*>(ctx))(b, e); };
+  detail::parallel_run(n, grain, call, const_cast<void*>(static_cast<const void*>(&f)));
 }
 
 }  // namespace ember

@@ -42,9 +42,9 @@ Storage::Storage(int64_t size) : size_(size) {
   EMBER_CHECK(size >= 0, "storage: negative size {}", size);
   const size_t bytes = padded_bytes(size);
   BufferCache& c = cache();
-#ifndef EMBER_NO_STORAGE_CACHE
   {
     std::lock_guard<std::mutex> lock(c.mutex);
+#ifndef EMBER_NO_STORAGE_CACHE
     auto it = c.free_by_size.find(bytes);
     if (it != c.free_by_size.end() && !it->second.empty()) {
       data_ = static_cast<float*>(it->second.back());
@@ -53,9 +53,9 @@ Storage::Storage(int64_t size) : size_(size) {
       c.stats.cached_bytes -= static_cast<int64_t>(bytes);
       return;
     }
-    c.stats.system_allocations++;
-  }
 #endif
+    c.stats.system_allocations++;  // counted with the cache off too, so the stats stay true
+  }
   data_ = static_cast<float*>(std::aligned_alloc(kAlign, bytes));
   if (!data_) throw std::bad_alloc();
 }

@@ -19,8 +19,14 @@ constexpr float kGeluCubic = 0.044715f;
 
 // Backward functions get the input as inputs[0] and, where cheaper, the
 // output as saved[0] (detached, so the node does not own its own output).
+// d(x^p)/dx = p x^(p-1); for p = 0 the output is constant, and the formula
+// would give 0 * inf = NaN at x = 0 where PyTorch gives 0.
 void pow_backward(Node& n, const Tensor& g, std::vector<Tensor>& gi) {
   const float p = static_cast<float>(n.reals[0]);
+  if (p == 0.0f) {
+    gi[0] = zeros(n.inputs[0].shape());
+    return;
+  }
   gi[0] = map_binary("pow", g, n.inputs[0], [p](float gv, float x) { return gv * p * std::pow(x, p - 1.0f); });
 }
 void exp_backward(Node& n, const Tensor& g, std::vector<Tensor>& gi) {

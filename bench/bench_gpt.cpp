@@ -1,0 +1,170 @@
+// ember's side of `make bench`: times nanoGPT-style AdamW training steps of
+// config S or M (or the seed's input layer with --input-layer) and prints one
+// JSON line in bench/torch_bench.py's schema, so run_bench.py can set the two
+// side by side. Run: build/bench/bench_gpt --config S --steps 30 --warmup 3
+#include "core/ember.h"
+#include "core/parallel.h"
+#include "nn/gpt.h"
+#include "train/optim.h"
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+using namespace ember;
+
+namespace {
+
+// The same two sizes as torch_bench.py's CONFIGS; vocab 65 (shakespeare_char).
+struct BenchConfig {
+  int64_t n_layer, n_head, n_embd, block_size, batch;
+};
+constexpr BenchConfig kConfigS{4, 4, 128, 64, 12};
+constexpr BenchConfig kConfigM{6, 6, 384, 256, 16};
+constexpr int64_t kVocab = 65;
+
+struct Options {
+  std::string config = "S";
+  int steps = 20;
+  int warmup = 3;
+  int threads = 0;  // 0: ember's default (EMBER_NUM_THREADS, else every core)
+  uint64_t seed = 1337;
+  bool input_layer = false;
+};
+
+double peak_rss_mb() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return static_cast<double>(ru.ru_maxrss) / 1024.0;  // ru_maxrss is in KiB on Linux
+}
+
+// Median wall time of `steps` calls after `warmup` untimed ones, in seconds.
+// The median, not the mean, so one step disturbed by the OS does not count.
+template <typename Step>
+double time_steps(Step& step, int warmup, int steps) {
+  for (int i = 0; i < warmup; ++i) step();
+  std::vector<double> times;
+  times.reserve(steps);
+  for (int i = 0; i < steps; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    step();
+    times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  std::sort(times.begin(), times.end());
+  const size_t n = times.size();
+  return n % 2 ? times[n / 2] : 0.5 * (times[n / 2 - 1] + times[n / 2]);
+}
+
+IntTensor random_ids(Generator& gen, int64_t B, int64_t T, int64_t V) {
+  std::vector<int64_t> ids(static_cast<size_t>(B * T));
+  for (int64_t& id : ids) id = gen.randint(0, V);
+  return IntTensor({B, T}, std::move(ids));
+}
+
+// nanoGPT's estimate (PaLM appendix B), as torch_bench.py: per token
+// 6N + 12 L H D T, N the parameters without wpe (tied wte/lm_head once);
+// 6 = 2 flops per multiply-add x 3 matmuls (forward, two backward) per weight,
+// 12 L H D T the same for QK^T and att@V. Times B*T tokens per step.
+double flops_per_step(const GPT& model, const GPTConfig& cfg, int64_t B) {
+  int64_t n = model.num_parameters();
+  if (model.transformer->wpe) n -= model.transformer->wpe->weight.numel();
+  const double L = cfg.n_layer, H = cfg.n_head, T = cfg.block_size, D = cfg.n_embd / cfg.n_head;
+  return (6.0 * n + 12.0 * L * H * D * T) * B * T;
+}
+
+std::string bench_gpt(const Options& opt) {
+  const BenchConfig c = opt.config == "S" ? kConfigS : kConfigM;
+  GPTConfig cfg;
+  cfg.vocab_size = kVocab;
+  cfg.block_size = c.block_size;
+  cfg.n_layer = c.n_layer;
+  cfg.n_head = c.n_head;
+  cfg.n_embd = c.n_embd;
+  cfg.dropout = 0.0f;
+  cfg.bias = false;
+  cfg.tie_weights = true;
+  cfg.pos = PosKind::Learned;
+  GPT model(cfg, opt.seed);
+  model.train();
+  AdamW optimizer(decay_groups(model.named_parameters(), 0.1), 1e-3, 0.9, 0.99);
+  const std::vector<Tensor> params = model.parameters();
+  const int64_t B = c.batch, T = c.block_size;
+  Generator gen(opt.seed);
+
+  auto step = [&] {
+    // Data content does not matter for timing; shapes do.
+    const IntTensor idx = random_ids(gen, B, T, kVocab);
+    const IntTensor targets = random_ids(gen, B, T, kVocab);
+    Tensor loss = model.loss(model.forward(idx), targets);
+    loss.backward();
+    clip_grad_norm(params, 1.0f);
+    optimizer.step();
+    optimizer.zero_grad();
+  };
+  const double med = time_steps(step, opt.warmup, opt.steps);
+  const double flops = flops_per_step(model, cfg, B);
+  return fmt::format(
+      R"({{"impl": "ember", "config": "{}", "median_ms": {:.3f}, "tokens_per_s": {:.1f}, )"
+      R"("gflop_per_step": {:.4f}, "gflop_per_s": {:.3f}, "peak_rss_mb": {:.1f}, "steps": {}, "threads": {}}})",
+      opt.config, med * 1e3, B * T / med, flops / 1e9, flops / med / 1e9, peak_rss_mb(), opt.steps, num_threads());
+}
+
+// The seed: token embedding [50257,256] + learned positions [4,256], ids [8,4],
+// loss mean(x^2), backward into both tables; gradients dropped every step.
+std::string bench_input_layer(const Options& opt) {
+  constexpr int64_t V = 50257, C = 256, B = 8, T = 4;
+  Generator init(opt.seed);
+  Embedding wte(V, C, init);
+  PositionalEmbedding wpe(T, C, init);
+  Generator gen(opt.seed);
+  const IntTensor ids = random_ids(gen, B, T, V);
+
+  auto step = [&] {
+    const Tensor x = add(wte.forward(ids), wpe.forward(T));  // [B,T,C] + [T,C]
+    Tensor loss = mean(mul(x, x));
+    loss.backward();
+    wte.zero_grad();
+    wpe.zero_grad();
+  };
+  const double med = time_steps(step, opt.warmup, opt.steps);
+  return fmt::format(
+      R"({{"impl": "ember", "config": "input_layer", "median_ms": {:.4f}, "tokens_per_s": {:.1f}, )"
+      R"("peak_rss_mb": {:.1f}, "steps": {}, "threads": {}}})",
+      med * 1e3, B * T / med, peak_rss_mb(), opt.steps, num_threads());
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options opt;
+  CLI::App app{"ember CPU training-step benchmark (PyTorch's side: bench/torch_bench.py)"};
+  app.add_option("--config", opt.config, "model size")->check(CLI::IsMember({"S", "M"}))->capture_default_str();
+  app.add_option("--steps", opt.steps, "timed steps")->check(CLI::Range(1, 1000000))->capture_default_str();
+  app.add_option("--warmup", opt.warmup, "untimed warm-up steps")->check(CLI::Range(0, 1000000))
+      ->capture_default_str();
+  app.add_option("--threads", opt.threads, "threads (0: EMBER_NUM_THREADS, else all cores)")
+      ->check(CLI::Range(0, 1024))->capture_default_str();
+  app.add_option("--seed", opt.seed, "seed for the weights and the random batches")->capture_default_str();
+  app.add_flag("--input-layer", opt.input_layer, "time the seed's input layer (embedding + positions) instead");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int rc = app.exit(e);
+    return rc == 0 ? 0 : 2;
+  }
+  try {
+    if (opt.threads > 0) set_num_threads(opt.threads);
+    const std::string line = opt.input_layer ? bench_input_layer(opt) : bench_gpt(opt);
+    std::puts(line.c_str());
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_gpt: %s\n", e.what());
+    return 2;
+  }
+  return 0;
+}

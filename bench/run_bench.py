@@ -1,0 +1,190 @@
+"""`make bench`: ember against PyTorch on the same training steps, in one run.
+Measures the machine's ceilings once (bench_peak), then alternates ember and
+PyTorch, one process each (so peak RSS is per process), for several rounds per
+workload; prints a markdown table of medians and writes it to <build>/bench/results.md.
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PYTHON = "/usr/bin/python3"   # Debian's torch lives here, whatever python is first on PATH
+WORKLOADS = ("S", "M", "input")
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def run_json(cmd, timeout):
+    """Runs one benchmark process and returns its last stdout line as JSON, or
+    None (after saying why on stderr) when it fails: one failed run must not
+    cost the whole table."""
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        print(f"run_bench: {' '.join(cmd)}: {e}", file=sys.stderr)
+        return None
+    lines = p.stdout.strip().splitlines()
+    if p.returncode != 0 or not lines:
+        print(f"run_bench: {' '.join(cmd)} exited {p.returncode}: {p.stderr.strip()[-500:]}", file=sys.stderr)
+        return None
+    try:
+        return json.loads(lines[-1])
+    except json.JSONDecodeError:
+        print(f"run_bench: {' '.join(cmd)} printed no JSON: {lines[-1][:200]}", file=sys.stderr)
+        return None
+
+
+def commands(workload, args):
+    """(ember command, PyTorch command) for one workload, same steps and warm-up."""
+    ember = [os.path.join(args.build, "bench", "bench_gpt")]
+    torch = [PYTHON, os.path.join(HERE, "torch_bench.py")]
+    if workload == "input":
+        common = ["--input-layer", "--steps", str(args.steps_input), "--warmup", "20"]
+    else:
+        steps = args.steps_s if workload == "S" else args.steps_m
+        warmup = 3 if workload == "S" else 1
+        common = ["--config", workload, "--steps", str(steps), "--warmup", str(warmup)]
+    if args.threads:
+        ember += ["--threads", str(args.threads)]
+    return ember + common, torch + common
+
+
+def summarize(runs):
+    """Medians across rounds of each field, plus the spread of ms/step."""
+    if not runs:
+        return None
+    out = dict(runs[0])
+    for key in ("median_ms", "tokens_per_s", "peak_rss_mb", "gflop_per_s"):
+        if key in out:
+            out[key] = statistics.median(r[key] for r in runs)
+    ms = [r["median_ms"] for r in runs]
+    out["spread"] = (min(ms), max(ms))
+    out["rounds"] = len(runs)
+    return out
+
+
+def fmt_ms(x):
+    return f"{x:.3f}" if x < 10 else f"{x:.1f}"
+
+
+def table_rows(workload, ember, torch, peak):
+    label = {"S": "GPT S", "M": "GPT M", "input": "input layer"}[workload]
+    ratio = (f"**{ember['tokens_per_s'] / torch['tokens_per_s']:.2f}x**"
+             if ember and torch else "n/a")
+    rows = []
+    for name, r in (("ember", ember), ("PyTorch", torch)):
+        if r is None:
+            rows.append(f"| {label} | {name} | failed | | | | | | | | |")
+            continue
+        lo, hi = r["spread"]
+        cells = [label, name, fmt_ms(r["median_ms"]), f"{fmt_ms(lo)}-{fmt_ms(hi)}",
+                 f"{r['tokens_per_s']:,.0f}", ratio if name == "ember" else "",
+                 f"{r['peak_rss_mb']:.0f}"]
+        if "gflop_per_step" in r:
+            gf = r["gflop_per_s"]
+            cells += [f"{r['gflop_per_step']:.3f}", f"{gf:.1f}",
+                      f"{100 * gf / peak['sgemm']:.0f}%" if peak else "n/a",
+                      f"{100 * gf / peak['fma']:.0f}%" if peak else "n/a"]
+        else:
+            cells += ["-", "-", "-", "-"]
+        rows.append("| " + " | ".join(cells) + " |")
+    return rows
+
+
+def flop_mismatch(ember, torch):
+    """The two sides count FLOPs with the same formula over their own
+    parameters; a difference means the models differ, which voids the ratio."""
+    if not ember or not torch or "gflop_per_step" not in ember:
+        return None
+    e, t = ember["gflop_per_step"], torch["gflop_per_step"]
+    return None if abs(e - t) <= 1e-3 * t else f"GFLOP/step differs: ember {e} vs PyTorch {t} (models differ?)"
+
+
+def main():
+    ap = argparse.ArgumentParser(description="ember vs PyTorch training-step benchmark (make bench)")
+    ap.add_argument("--build", default="build", help="ember build directory (default build)")
+    ap.add_argument("--steps-s", type=int, default=30, help="timed steps per run, config S (default 30)")
+    ap.add_argument("--steps-m", type=int, default=5, help="timed steps per run, config M (default 5)")
+    ap.add_argument("--steps-input", type=int, default=100, help="timed steps per run, input layer (default 100)")
+    ap.add_argument("--rounds", type=int, default=3, help="ember/PyTorch alternations per workload (default 3)")
+    ap.add_argument("--only", choices=("S", "M", "input", "all"), default="all", help="one workload, or all")
+    ap.add_argument("--threads", type=int, default=0, help="ember threads (default: all cores)")
+    ap.add_argument("--timeout", type=float, default=600, help="seconds allowed per process (default 600)")
+    args = ap.parse_args()
+    if min(args.steps_s, args.steps_m, args.steps_input, args.rounds) < 1 or args.threads < 0:
+        ap.error("--steps-* and --rounds must be >= 1, --threads >= 0")
+    for exe in ("bench_gpt", "bench_peak"):
+        if not os.access(os.path.join(args.build, "bench", exe), os.X_OK):
+            ap.error(f"{args.build}/bench/{exe} is missing: run `make bench` (or make {args.build}/bench/{exe})")
+
+    load = os.getloadavg()[0]
+    if load > 0.5:
+        print(f"run_bench: load average {load:.2f} before starting: other work will skew the numbers",
+              file=sys.stderr)
+    started = datetime.datetime.now()
+    peak_json = run_json([os.path.join(args.build, "bench", "bench_peak")], args.timeout)
+    # The ceiling is the best of all-thread and one-thread runs: a ceiling
+    # can only be underestimated by interference, never overestimated.
+    peak = None if peak_json is None else {
+        "sgemm": max(peak_json["sgemm_gflops"], peak_json["sgemm_1t_gflops"]),
+        "fma": max(peak_json["fma_gflops"], peak_json["fma_1t_gflops"])}
+
+    workloads = WORKLOADS if args.only == "all" else (args.only,)
+    results, warnings = {}, []
+    for w in workloads:
+        ember_cmd, torch_cmd = commands(w, args)
+        runs = {"ember": [], "torch": []}
+        for r in range(args.rounds):
+            for side, cmd in (("ember", ember_cmd), ("torch", torch_cmd)):
+                res = run_json(cmd, args.timeout)
+                if res is not None:
+                    runs[side].append(res)
+                    print(f"  {w} round {r + 1} {side:5s} {res['median_ms']:10.3f} ms/step", file=sys.stderr)
+        results[w] = (summarize(runs["ember"]), summarize(runs["torch"]))
+        if (msg := flop_mismatch(*results[w])):
+            warnings.append(f"{w}: {msg}")
+
+    torch_version = next((t["torch_version"] for _, t in results.values() if t and "torch_version" in t), "?")
+    ember_threads = next((e["threads"] for e, _ in results.values() if e and "threads" in e), "?")
+    lines = [f"## ember vs PyTorch {torch_version}: {started:%Y-%m-%d %H:%M}, {cpu_model()}, "
+             f"{os.cpu_count()} cores", ""]
+    if peak_json:
+        lines.append(f"Machine ceilings (bench_peak): sgemm {peak_json['sgemm_n']}^3 "
+                     f"{peak_json['sgemm_gflops']:.1f} GFLOP/s on {peak_json['threads']} threads "
+                     f"({peak_json['sgemm_1t_gflops']:.1f} on 1); FMA loop {peak_json['fma_gflops']:.1f} GFLOP/s "
+                     f"({peak_json['fma_1t_gflops']:.1f} on 1). Shares below are of the higher of each pair.")
+        lines.append("")
+    lines += ["| workload | impl | ms/step | rounds min-max | tokens/s | ember/PyTorch tokens/s | peak RSS MB "
+              "| GFLOP/step | GFLOP/s | % of sgemm | % of FMA |",
+              "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
+    for w in workloads:
+        lines += table_rows(w, *results[w], peak)
+    lines += ["", f"Medians over {args.rounds} alternating rounds (one process per run); steps per run: "
+              f"S {args.steps_s}, M {args.steps_m}, input layer {args.steps_input}. ember on {ember_threads} "
+              f"threads; PyTorch with 1 intra-op thread and OpenBLAS on 2. Load average at start: {load:.2f}."]
+    lines += [f"WARNING: {w}" for w in warnings]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    out_path = os.path.join(args.build, "bench", "results.md")
+    with open(out_path, "w") as f:
+        f.write(text)
+    print(f"(written to {out_path}; took {(datetime.datetime.now() - started).total_seconds():.0f} s)")
+    return 1 if any(e is None or t is None for e, t in results.values()) or peak is None else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

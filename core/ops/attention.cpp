@@ -1,0 +1,121 @@
+// Fused causal self-attention from the qkv projection, per (batch, head):
+//   S = q k^T / sqrt(D) (+ ALiBi bias),  P = softmax over keys j <= i,  y = P v.
+// q, k and v are read in place from qkv [B, T, 3C] (row stride 3C), y is
+// written in place into [B, T, C]; each (b, h) pair is one task on the pool,
+// running single-threaded sgemm. P [B, H, T, T] is kept for backward.
+#include "core/autograd.h"
+#include "core/ops.h"
+#include "core/ops/blas.h"
+#include "core/parallel.h"
+
+#include <cmath>
+#include <limits>
+#include <vector>
+
+namespace ember {
+namespace {
+
+struct AttentionShape {
+  int64_t B, T, C, H, D;
+  int64_t sb, st;  // qkv strides over batch and time (the channel stride is 1)
+};
+
+AttentionShape attention_shape(const Tensor& qkv, int64_t n_head) {
+  EMBER_CHECK(qkv.dim() == 3 && qkv.size(2) % 3 == 0,
+              "causal_attention: qkv must be [B, T, 3C], got {}", shape_str(qkv.shape()));
+  const int64_t C = qkv.size(2) / 3;
+  EMBER_CHECK(n_head > 0 && C % n_head == 0, "causal_attention: {} channels do not split into {} heads", C, n_head);
+  return {qkv.size(0), qkv.size(1), C, n_head, C / n_head, qkv.strides()[0], qkv.strides()[1]};
+}
+
+// Row i of the scores holds keys 0..T-1; only j <= i are kept. Turns the row
+// into probabilities in place and zeroes the masked tail.
+void causal_softmax_row(float* row, int64_t i, int64_t T, float slope) {
+  float m = -std::numeric_limits<float>::infinity();
+  for (int64_t j = 0; j <= i; ++j) {
+    if (slope != 0.0f) row[j] += static_cast<float>(-static_cast<double>(slope) * static_cast<double>(i - j));
+    m = std::max(m, row[j]);
+  }
+  float sum = 0.0f;
+  for (int64_t j = 0; j <= i; ++j) {
+    row[j] = std::exp(row[j] - m);
+    sum += row[j];
+  }
+  const float inv = 1.0f / sum;
+  for (int64_t j = 0; j <= i; ++j) row[j] *= inv;
+  for (int64_t j = i + 1; j < T; ++j) row[j] = 0.0f;
+}
+
+// Backward of y = P v and P = softmax(S), S = scale q k^T (+ const):
+//   dv = P^T dy,  dP = dy v^T,  dS_ij = P_ij (dP_ij - sum_k P_ik dP_ik),
+//   dq = scale dS k,  dk = scale dS^T q.
+// Masked entries have P = 0, so their dS is 0 and they add nothing.
+void attention_backward(Node& n, const Tensor& g_in, std::vector<Tensor>& gi) {
+  const Tensor& qkv = n.inputs[0];
+  const AttentionShape s = attention_shape(qkv, n.ints[0]);
+  const Tensor g = g_in.contiguous();
+  const Tensor& probs = n.saved[0];
+  Tensor dqkv = empty({s.B, s.T, 3 * s.C});
+  const float scale = 1.0f / std::sqrt(static_cast<float>(s.D));
+  const int64_t T = s.T, D = s.D, C = s.C, ld = 3 * C;
+  parallel_for(s.B * s.H, 1, [&](int64_t begin, int64_t end) {
+    std::vector<float> dp(static_cast<size_t>(T * T));
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t b = task / s.H, h = task % s.H;
+      const float* q = qkv.data() + b * s.sb + h * D;
+      const float *k = q + C, *v = q + 2 * C;
+      const float* p = probs.data() + task * T * T;
+      const float* dy = g.data() + b * T * C + h * D;
+      float* dq = dqkv.data() + b * T * ld + h * D;
+      float *dk = dq + C, *dv = dq + 2 * C;
+      detail::sgemm(true, false, T, D, T, 1.0f, p, T, dy, C, 0.0f, dv, ld);
+      detail::sgemm(false, true, T, T, D, 1.0f, dy, C, v, s.st, 0.0f, dp.data(), T);
+      for (int64_t i = 0; i < T; ++i) {
+        float* dpi = dp.data() + i * T;
+        const float* pi = p + i * T;
+        float dot = 0.0f;
+        for (int64_t j = 0; j <= i; ++j) dot += pi[j] * dpi[j];
+        for (int64_t j = 0; j <= i; ++j) dpi[j] = pi[j] * (dpi[j] - dot);
+        for (int64_t j = i + 1; j < T; ++j) dpi[j] = 0.0f;
+      }
+      detail::sgemm(false, false, T, D, T, scale, dp.data(), T, k, s.st, 0.0f, dq, ld);
+      detail::sgemm(true, false, T, D, T, scale, dp.data(), T, q, s.st, 0.0f, dk, ld);
+    }
+  });
+  gi[0] = dqkv;
+}
+
+}  // namespace
+
+Tensor causal_attention(const Tensor& qkv_in, int64_t n_head, const Tensor& alibi_slopes) {
+  const Tensor qkv = qkv_in.strides().back() == 1 ? qkv_in : qkv_in.contiguous();
+  const AttentionShape s = attention_shape(qkv, n_head);
+  std::vector<float> slopes(static_cast<size_t>(s.H), 0.0f);
+  if (alibi_slopes.defined()) {
+    EMBER_CHECK(alibi_slopes.shape() == Shape{s.H}, "causal_attention: alibi_slopes must be [{}], got {}", s.H,
+                shape_str(alibi_slopes.shape()));
+    slopes = alibi_slopes.to_vector();
+  }
+  Tensor y = empty({s.B, s.T, s.C});
+  Tensor probs = empty({s.B, s.H, s.T, s.T});
+  const float scale = 1.0f / std::sqrt(static_cast<float>(s.D));
+  const int64_t T = s.T, D = s.D, C = s.C;
+  parallel_for(s.B * s.H, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t b = task / s.H, h = task % s.H;
+      const float* q = qkv.data() + b * s.sb + h * D;
+      const float *k = q + C, *v = q + 2 * C;
+      float* p = probs.data() + task * T * T;
+      detail::sgemm(false, true, T, T, D, scale, q, s.st, k, s.st, 0.0f, p, T);
+      for (int64_t i = 0; i < T; ++i) causal_softmax_row(p + i * T, i, T, slopes[h]);
+      detail::sgemm(false, false, T, D, T, 1.0f, p, T, v, s.st, 0.0f, y.data() + b * T * C + h * D, C);
+    }
+  });
+  if (Node* n = record(y, "causal_attention", attention_backward, {qkv})) {
+    n->ints = {n_head};
+    n->saved = {probs};
+  }
+  return y;
+}
+
+}  // namespace ember

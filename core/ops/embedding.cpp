@@ -1,0 +1,82 @@
+// embedding: looks up rows of a [V, C] table by integer ids (one memcpy per
+// id), and its backward, a scatter-add of the incoming rows into a zeroed
+// table-shaped gradient, so an id that appears twice gets both rows' gradient.
+#include "core/autograd.h"
+#include "core/ops.h"
+#include "core/parallel.h"
+
+#include <algorithm>
+#include <cstring>
+#include <utility>
+
+namespace ember {
+namespace {
+
+// Floats one thread should copy, zero or add to be worth waking it (a few
+// microseconds of memory traffic).
+constexpr int64_t kThreadFloats = int64_t{1} << 15;
+
+// Zeroing the gradient of a GPT-2 sized table (50257 x 256 floats, 49 MiB)
+// costs far more than the scatter itself, so it is split over every thread.
+void zero_fill(float* p, int64_t n) {
+  parallel_for(n, int64_t{1} << 18, [p](int64_t b, int64_t e) { std::memset(p + b, 0, (e - b) * sizeof(float)); });
+}
+
+// d out[i, :] / d weight[ids[i], :] is the identity, so grad_weight[v] is the
+// sum of g[i] over every i with ids[i] == v, and zero for rows no id names.
+// Threads own disjoint column ranges, so two equal ids never race on a row.
+void embedding_backward(Node& n, const Tensor& g, std::vector<Tensor>& gi) {
+  const int64_t V = n.inputs[0].size(0), C = n.inputs[0].size(1), N = n.ids.numel();
+  Tensor gw = empty({V, C});
+  float* pw = gw.data();
+  zero_fill(pw, V * C);
+  const Tensor gd = g.contiguous();  // backward runs under NoGradGuard: no node recorded
+  const float* pg = gd.data();
+  const int64_t* ids = n.ids.data.data();
+  auto scatter = [&](int64_t c0, int64_t c1) {
+    for (int64_t i = 0; i < N; ++i) {
+      float* dst = pw + ids[i] * C;
+      const float* src = pg + i * C;
+      for (int64_t c = c0; c < c1; ++c) dst[c] += src[c];
+    }
+  };
+  if (N * C >= kThreadFloats)
+    parallel_for(C, std::max<int64_t>(64, kThreadFloats / std::max<int64_t>(N, 1)), std::move(scatter));
+  else
+    scatter(0, C);
+  gi[0] = gw;
+}
+
+}  // namespace
+
+Tensor embedding(const Tensor& weight, const IntTensor& ids) {
+  EMBER_CHECK(weight.dim() == 2, "embedding: weight must be a 2-D table [V, C] but has shape {}",
+              shape_str(weight.shape()));
+  const int64_t N = ids.numel(), V = weight.size(0), C = weight.size(1);
+  EMBER_CHECK(N == numel_of(ids.shape), "embedding: ids claim shape {} ({} ids) but hold {}", shape_str(ids.shape),
+              numel_of(ids.shape), N);
+  for (int64_t i = 0; i < N; ++i)
+    EMBER_CHECK(ids.data[i] >= 0 && ids.data[i] < V,
+                "embedding: id {} at position {} is out of range for a table of {} rows", ids.data[i], i, V);
+
+  // Rows must be unit-stride to memcpy; any row pitch is fine (a narrowed table).
+  Tensor table = weight;
+  if (C > 1 && weight.strides()[1] != 1) {
+    NoGradGuard no_grad;
+    table = weight.contiguous();
+  }
+  const float* pt = table.data();
+  const int64_t pitch = table.strides()[0];
+  Shape shape = ids.shape;
+  shape.push_back(C);
+  Tensor out = empty(shape);
+  float* po = out.data();
+  const int64_t* pid = ids.data.data();
+  parallel_for(N, std::max<int64_t>(1, kThreadFloats / std::max<int64_t>(C, 1)), [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) std::memcpy(po + i * C, pt + pid[i] * pitch, C * sizeof(float));
+  });
+  if (Node* n = record(out, "embedding", embedding_backward, {weight})) n->ids = ids;
+  return out;
+}
+
+}  // namespace ember

@@ -1,0 +1,357 @@
+// softmax, log_softmax and cross_entropy (log-softmax fused with the negative
+// log-likelihood), with their backwards. Every kernel walks contiguous rows
+// with a branch-free exp the compiler vectorises: these ops sit on the training
+// hot path (cross_entropy sees [B*T, V] logits with V up to 50257).
+#include "core/autograd.h"
+#include "core/ops.h"
+#include "core/parallel.h"
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <vector>
+
+namespace ember {
+namespace {
+
+constexpr int kLanes = 16;           // independent partial sums, so reductions vectorise
+constexpr int64_t kColBlock = 256;   // columns per task when the softmax dim is not last
+constexpr int64_t kTaskWork = 16384; // elements a parallel task should at least get
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+int64_t grain_for(int64_t per_item) { return std::max<int64_t>(1, kTaskWork / std::max<int64_t>(per_item, 1)); }
+
+// exp(x) for x <= 88, within 1.5 ulp of the exact value; callers pass x - max <= 0.
+// exp(x) = 2^k exp(r) with k = round(x / ln2) and r = x - k ln2 in [-ln2/2, ln2/2];
+// ln2 is split in two so r is exact, and exp(r) = 1 + r + r^2 P(r) is Cephes'
+// expf polynomial. The limits are integer selects on the bits, not branches on
+// float compares, so loops over it vectorise. x < -87 (exp < 1.2e-38, a
+// denormal) and -inf give 0; NaN stays NaN.
+inline float exp_le0(float x) {
+  constexpr uint32_t kMinus87 = 0xC2AE0000u;  // bits of -87.0f: for negatives, larger bits = smaller x
+  constexpr float kRound = 12582912.0f;       // 1.5 * 2^23: adding it rounds to an integer in the low bits
+  const uint32_t u = std::bit_cast<uint32_t>(x);
+  const bool under = u > kMinus87;  // x < -87, -inf, or a NaN with the sign bit set
+  const float xc = std::bit_cast<float>(under ? kMinus87 : u);
+  const float t = xc * 1.44269504088896341f + kRound;
+  const float k = t - kRound;
+  const float r = (xc - k * 0.693359375f) + k * 2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  const float e = p * r * r + r + 1.0f;
+  // 2^k built directly as a float's exponent field: (k + 127) << 23.
+  const uint32_t two_k = (std::bit_cast<uint32_t>(t) - std::bit_cast<uint32_t>(kRound) + 127u) << 23;
+  const uint32_t y = std::bit_cast<uint32_t>(e * std::bit_cast<float>(two_k));
+  const uint32_t keep = 0u - static_cast<uint32_t>(!under);
+  const uint32_t nan = 0u - static_cast<uint32_t>(u > 0xFF800000u);
+  return std::bit_cast<float>((y & keep) | (u & nan));
+}
+
+// ---- row kernels over n contiguous floats ----
+
+// Floats compared as int32 after flipping the magnitude bits of negatives: that
+// map is monotonic, and integer max vectorises where a float compare-select
+// does not (under -ftrapping-math). A NaN either wins (and every x - max is NaN)
+// or loses and poisons the exp sum, so a row with a NaN comes out NaN either way.
+inline int32_t ordered_bits(float x) {
+  const int32_t b = std::bit_cast<int32_t>(x);
+  return b ^ ((b >> 31) & 0x7FFFFFFF);
+}
+
+float row_max(const float* x, int64_t n) {
+  int32_t acc[kLanes];
+  std::fill(acc, acc + kLanes, ordered_bits(kNegInf));
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int l = 0; l < kLanes; ++l) acc[l] = std::max(acc[l], ordered_bits(x[i + l]));
+  int32_t m = ordered_bits(kNegInf);
+  for (; i < n; ++i) m = std::max(m, ordered_bits(x[i]));
+  for (int32_t a : acc) m = std::max(m, a);
+  return std::bit_cast<float>(m ^ ((m >> 31) & 0x7FFFFFFF));  // the map is its own inverse
+}
+
+// sum_j exp(x_j - m), also storing the terms in y when Store.
+template <bool Store>
+float row_exp_sum(const float* x, float m, float* y, int64_t n) {
+  float acc[kLanes] = {};
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int l = 0; l < kLanes; ++l) {
+      const float e = exp_le0(x[i + l] - m);
+      if constexpr (Store) y[i + l] = e;
+      acc[l] += e;
+    }
+  float s = 0.0f;
+  for (; i < n; ++i) {
+    const float e = exp_le0(x[i] - m);
+    if constexpr (Store) y[i] = e;
+    s += e;
+  }
+  for (float a : acc) s += a;
+  return s;
+}
+
+// sum_j a_j b_j; with b == nullptr, sum_j a_j.
+float row_dot(const float* a, const float* b, int64_t n) {
+  float acc[kLanes] = {};
+  int64_t i = 0;
+  if (b != nullptr)
+    for (; i + kLanes <= n; i += kLanes)
+      for (int l = 0; l < kLanes; ++l) acc[l] += a[i + l] * b[i + l];
+  else
+    for (; i + kLanes <= n; i += kLanes)
+      for (int l = 0; l < kLanes; ++l) acc[l] += a[i + l];
+  float s = 0.0f;
+  for (; i < n; ++i) s += b != nullptr ? a[i] * b[i] : a[i];
+  for (float v : acc) s += v;
+  return s;
+}
+
+// ---- softmax over dim d of a contiguous tensor viewed as [outer, n, inner] ----
+
+struct Layout {
+  int64_t outer = 1, n = 1, inner = 1;
+};
+
+Layout layout_of(const Shape& s, int64_t dim) {
+  Layout l;
+  for (int64_t d = 0; d < dim; ++d) l.outer *= s[d];
+  l.n = s[dim];
+  for (size_t d = dim + 1; d < s.size(); ++d) l.inner *= s[d];
+  return l;
+}
+
+// Runs row(offset) for every row when the dim is last (inner == 1), else
+// cols(offset, width) for blocks of up to kColBlock columns of each [n, inner]
+// slab, where a column is one softmax. Tasks run in parallel.
+template <typename Row, typename Cols>
+void for_each_slice(const Layout& l, Row row, Cols cols) {
+  if (l.inner == 1) {
+    parallel_for(l.outer, grain_for(l.n), [&](int64_t begin, int64_t end) {
+      for (int64_t r = begin; r < end; ++r) row(r * l.n);
+    });
+    return;
+  }
+  const int64_t blocks = (l.inner + kColBlock - 1) / kColBlock;
+  parallel_for(l.outer * blocks, grain_for(l.n * std::min(l.inner, kColBlock)), [&](int64_t begin, int64_t end) {
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t o = task / blocks, c0 = (task % blocks) * kColBlock;
+      cols(o * l.n * l.inner + c0, std::min(kColBlock, l.inner - c0));
+    }
+  });
+}
+
+// Stable form: softmax(x) = exp(x - m) / sum exp(x - m) with m = max x, and
+// log_softmax(x) = (x - m) - log sum exp(x - m); the largest term is exp(0) = 1.
+void softmax_row(const float* x, float* y, int64_t n, bool log) {
+  const float m = row_max(x, n);
+  if (log) {
+    const float log_sum = std::log(row_exp_sum<false>(x, m, nullptr, n));
+    for (int64_t j = 0; j < n; ++j) y[j] = (x[j] - m) - log_sum;
+  } else {
+    const float inv = 1.0f / row_exp_sum<true>(x, m, y, n);
+    for (int64_t j = 0; j < n; ++j) y[j] *= inv;
+  }
+}
+
+// The same for w softmaxes that run down columns (stride `inner`), vectorised across the columns.
+void softmax_cols(const float* x, float* y, int64_t n, int64_t inner, int64_t w, bool log) {
+  float m[kColBlock], s[kColBlock];
+  std::fill(m, m + w, kNegInf);
+  std::fill(s, s + w, 0.0f);
+  for (int64_t k = 0; k < n; ++k)
+    for (int64_t j = 0; j < w; ++j) m[j] = x[k * inner + j] > m[j] ? x[k * inner + j] : m[j];
+  for (int64_t k = 0; k < n; ++k)
+    for (int64_t j = 0; j < w; ++j) s[j] += exp_le0(x[k * inner + j] - m[j]);
+  if (log) {
+    for (int64_t j = 0; j < w; ++j) s[j] = std::log(s[j]);
+    for (int64_t k = 0; k < n; ++k)
+      for (int64_t j = 0; j < w; ++j) y[k * inner + j] = (x[k * inner + j] - m[j]) - s[j];
+  } else {
+    for (int64_t j = 0; j < w; ++j) s[j] = 1.0f / s[j];
+    for (int64_t k = 0; k < n; ++k)
+      for (int64_t j = 0; j < w; ++j) y[k * inner + j] = exp_le0(x[k * inner + j] - m[j]) * s[j];
+  }
+}
+
+// Backward, with y the saved output and g the incoming gradient:
+//   softmax:      dy_i/dx_j = y_i (delta_ij - y_j)  =>  gx = y * (g - sum(g * y))
+//   log_softmax:  dy_i/dx_j = delta_ij - softmax_j  =>  gx = g - exp(y) * sum(g)
+void softmax_grad_row(const float* y, const float* g, float* gx, int64_t n, bool log) {
+  if (log) {
+    const float gs = row_dot(g, nullptr, n);
+    for (int64_t j = 0; j < n; ++j) gx[j] = g[j] - exp_le0(y[j]) * gs;
+  } else {
+    const float dot = row_dot(g, y, n);
+    for (int64_t j = 0; j < n; ++j) gx[j] = y[j] * (g[j] - dot);
+  }
+}
+
+void softmax_grad_cols(const float* y, const float* g, float* gx, int64_t n, int64_t inner, int64_t w, bool log) {
+  float s[kColBlock];
+  std::fill(s, s + w, 0.0f);
+  if (log) {
+    for (int64_t k = 0; k < n; ++k)
+      for (int64_t j = 0; j < w; ++j) s[j] += g[k * inner + j];
+    for (int64_t k = 0; k < n; ++k)
+      for (int64_t j = 0; j < w; ++j) {
+        const int64_t i = k * inner + j;
+        gx[i] = g[i] - exp_le0(y[i]) * s[j];
+      }
+  } else {
+    for (int64_t k = 0; k < n; ++k)
+      for (int64_t j = 0; j < w; ++j) s[j] += g[k * inner + j] * y[k * inner + j];
+    for (int64_t k = 0; k < n; ++k)
+      for (int64_t j = 0; j < w; ++j) {
+        const int64_t i = k * inner + j;
+        gx[i] = y[i] * (g[i] - s[j]);
+      }
+  }
+}
+
+// Shared by both backwards: saved[0] is the output (detached), ints[0] the dim.
+void softmax_grad(Node& node, const Tensor& g_in, std::vector<Tensor>& gi, bool log) {
+  const Tensor& y = node.saved[0];
+  const Tensor g = g_in.contiguous();
+  Tensor gx = empty(y.shape());
+  if (y.numel() > 0) {
+    const Layout l = layout_of(y.shape(), node.ints[0]);
+    const float *py = y.data(), *pg = g.data();
+    float* pgx = gx.data();
+    for_each_slice(
+        l, [&](int64_t off) { softmax_grad_row(py + off, pg + off, pgx + off, l.n, log); },
+        [&](int64_t off, int64_t w) { softmax_grad_cols(py + off, pg + off, pgx + off, l.n, l.inner, w, log); });
+  }
+  gi[0] = gx;
+}
+
+void softmax_backward(Node& n, const Tensor& g, std::vector<Tensor>& gi) { softmax_grad(n, g, gi, false); }
+void log_softmax_backward(Node& n, const Tensor& g, std::vector<Tensor>& gi) { softmax_grad(n, g, gi, true); }
+
+Tensor softmax_forward(const char* op, BackwardFn backward, const Tensor& a, int64_t dim_in, bool log) {
+  const int64_t dim = wrap_dim(dim_in, a.dim(), op);
+  const Tensor x = a.contiguous();
+  Tensor y = empty(a.shape());
+  if (a.numel() > 0) {
+    const Layout l = layout_of(a.shape(), dim);
+    const float* px = x.data();
+    float* py = y.data();
+    for_each_slice(
+        l, [&](int64_t off) { softmax_row(px + off, py + off, l.n, log); },
+        [&](int64_t off, int64_t w) { softmax_cols(px + off, py + off, l.n, l.inner, w, log); });
+  }
+  if (Node* n = record(y, op, backward, {a})) {
+    n->saved = {y.detach()};
+    n->ints = {dim};
+  }
+  return y;
+}
+
+// ---- cross_entropy ----
+
+std::string index_str(const Shape& shape, int64_t flat) {
+  Shape idx(shape.size());
+  for (size_t d = shape.size(); d-- > 0;) {
+    idx[d] = flat % shape[d];
+    flat /= shape[d];
+  }
+  return shape_str(idx);
+}
+
+// Checks logits [..., V] against targets [...]; returns how many targets count in the mean.
+int64_t check_targets(const Tensor& logits, const IntTensor& targets, int64_t ignore_index) {
+  EMBER_CHECK(logits.dim() >= 1, "cross_entropy: logits must have a class dim, got shape {}",
+              shape_str(logits.shape()));
+  const Shape rows(logits.shape().begin(), logits.shape().end() - 1);
+  EMBER_CHECK(targets.shape == rows && targets.numel() == numel_of(rows),
+              "cross_entropy: targets {} must have the shape of logits {} without its class dim, {}",
+              shape_str(targets.shape), shape_str(logits.shape()), shape_str(rows));
+  const int64_t V = logits.size(-1);
+  int64_t count = 0;
+  for (int64_t i = 0; i < targets.numel(); ++i) {
+    const int64_t t = targets.data[i];
+    if (t == ignore_index) continue;
+    EMBER_CHECK(t >= 0 && t < V, "cross_entropy: target {} at position {} is outside [0, {}) and is not ignore_index {}",
+                t, index_str(targets.shape, i), V, ignore_index);
+    ++count;
+  }
+  return count;
+}
+
+// loss = (1/count) sum_r (lse_r - x_r[t_r]) with lse_r = log sum_j exp x_rj, so
+//   d loss / d x_rj = (softmax_rj - [j == t_r]) / count,
+// and zero for ignored rows. Forward kept only lse_r, so softmax_rj = exp(x_rj - lse_r)
+// is recomputed here instead of storing a [rows, V] probability tensor.
+void cross_entropy_backward(Node& n, const Tensor& g, std::vector<Tensor>& gi) {
+  const Tensor x = n.inputs[0].contiguous();
+  const int64_t ignore_index = n.ints[0], count = n.ints[1];
+  const int64_t V = x.size(-1), rows = n.ids.numel();
+  const float scale = count > 0 ? g.item() / static_cast<float>(count) : 0.0f;
+  Tensor gx = empty(x.shape());
+  const float *px = x.data(), *lse = n.saved[0].data();
+  float* pg = gx.data();
+  const int64_t* targets = n.ids.data.data();
+  parallel_for(rows, grain_for(V), [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      float* o = pg + r * V;
+      if (targets[r] == ignore_index) {
+        std::fill(o, o + V, 0.0f);
+        continue;
+      }
+      const float* xr = px + r * V;
+      const float l = lse[r];
+      for (int64_t j = 0; j < V; ++j) o[j] = exp_le0(xr[j] - l) * scale;
+      o[targets[r]] -= scale;
+    }
+  });
+  gi[0] = gx;
+}
+
+}  // namespace
+
+Tensor softmax(const Tensor& a, int64_t dim) { return softmax_forward("softmax", softmax_backward, a, dim, false); }
+
+Tensor log_softmax(const Tensor& a, int64_t dim) {
+  return softmax_forward("log_softmax", log_softmax_backward, a, dim, true);
+}
+
+Tensor cross_entropy(const Tensor& logits, const IntTensor& targets, int64_t ignore_index) {
+  const int64_t count = check_targets(logits, targets, ignore_index);
+  const Tensor x = logits.contiguous();
+  const int64_t V = logits.size(-1), rows = targets.numel();
+  Tensor lse = empty({rows}), row_loss = empty({rows});
+  const float* px = x.data();
+  float *pl = lse.data(), *ploss = row_loss.data();
+  const int64_t* tg = targets.data.data();
+  parallel_for(rows, grain_for(V), [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      if (tg[r] == ignore_index) {
+        pl[r] = ploss[r] = 0.0f;
+        continue;
+      }
+      const float* xr = px + r * V;
+      const float m = row_max(xr, V), log_sum = std::log(row_exp_sum<false>(xr, m, nullptr, V));
+      pl[r] = m + log_sum;
+      ploss[r] = (m - xr[tg[r]]) + log_sum;  // not lse - x_t: m - x_t is exact when they are close
+    }
+  });
+  double total = 0.0;  // in double, so the mean over many rows loses nothing to rounding
+  for (int64_t r = 0; r < rows; ++r) total += ploss[r];
+  // No counted target gives 0/0 = NaN, as PyTorch does.
+  Tensor out = scalar_tensor(static_cast<float>(total / static_cast<double>(count)));
+  if (Node* n = record(out, "cross_entropy", cross_entropy_backward, {logits})) {
+    n->saved = {lse};
+    n->ids = targets;
+    n->ints = {ignore_index, count};
+  }
+  return out;
+}
+
+}  // namespace ember

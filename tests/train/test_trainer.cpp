@@ -1,0 +1,148 @@
+// Data, checkpoints, resume and sampling: y is x shifted by one, a saved model
+// gives identical logits, a resumed run repeats an uninterrupted one to the
+// last bit, seeded sampling is deterministic and top-k 1 is greedy.
+#include "tests/core/test_helpers.h"
+#include "train/checkpoint.h"
+#include "train/data.h"
+#include "train/default_corpus.h"
+#include "train/evaluate.h"
+#include "train/trainer.h"
+
+#include <filesystem>
+#include <fstream>
+
+using namespace ember;
+namespace fs = std::filesystem;
+
+namespace {
+
+// A fresh empty directory under the system temp dir, removed at scope exit.
+struct TempDir {
+  fs::path path;
+  explicit TempDir(const std::string& name) : path(fs::temp_directory_path() / ("ember_test_" + name)) {
+    fs::remove_all(path);
+    fs::create_directories(path);
+  }
+  ~TempDir() { fs::remove_all(path); }
+  std::string str(const std::string& child = "") const { return (path / child).string(); }
+};
+
+TrainConfig tiny_run(const std::string& out, int64_t max_iters) {
+  TrainConfig c;
+  c.out = out;
+  c.model.n_layer = 1;
+  c.model.n_head = 2;
+  c.model.n_embd = 16;
+  c.model.block_size = 16;
+  c.model.dropout = 0.1f;  // exercises the dropout generator in resume
+  c.batch_size = 4;
+  c.max_iters = max_iters;
+  c.lr_decay_iters = 12;
+  c.warmup_iters = 2;
+  c.eval_interval = 3;
+  c.eval_iters = 2;
+  c.log_interval = 100;
+  c.quiet = true;
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("data: windows have y equal to x shifted by one, reproducibly from a seed") {
+  std::vector<int32_t> data(100);
+  for (int i = 0; i < 100; ++i) data[i] = i;
+  Generator g1(5), g2(5);
+  const Batch a = sample_batch(data, 4, 8, g1), b = sample_batch(data, 4, 8, g2);
+  CHECK(a.x.data == b.x.data);
+  CHECK(a.x.shape == Shape{4, 8});
+  for (int64_t r = 0; r < 4; ++r)
+    for (int64_t t = 0; t < 8; ++t) {
+      if (t + 1 < 8) CHECK(a.y.data[r * 8 + t] == a.x.data[r * 8 + t + 1]);
+      CHECK(a.y.data[r * 8 + t] == a.x.data[r * 8 + t] + 1);  // the data is 0..99, so y = x + 1
+    }
+  const std::vector<Batch> seq = sequential_batches(data, 5, 8);  // 99 / 8 = 12 windows
+  CHECK(seq.size() == 3);
+  CHECK(seq[2].x.shape == Shape{2, 8});
+  CHECK(seq[1].x.data[0] == 40);
+  const TokenSplit split = split_tokens(data);
+  CHECK(split.train.size() == 90);
+  CHECK(split.val.front() == 90);
+  CHECK_THROWS_WITH_AS(sample_batch(std::vector<int32_t>(8), 1, 8, g1),
+                       "data: 8 tokens are too few for one window of block_size + 1 = 9 tokens", Error);
+  CHECK_THROWS_WITH_AS(read_text_file("/nonexistent/ember.txt"), "data: file '/nonexistent/ember.txt' does not exist",
+                       Error);
+}
+
+TEST_CASE("default corpus: deterministic text with the promised size") {
+  const std::string a = default_corpus(5000, 3), b = default_corpus(5000, 3);
+  CHECK(a == b);
+  CHECK(a.size() >= 5000);
+  CHECK(a.size() < 5200);
+  CHECK(default_corpus(5000, 4) != a);
+  CHECK(a.find(" chased the ") != std::string::npos);
+}
+
+TEST_CASE("checkpoint: save then load gives identical logits and the same tokenizer") {
+  TempDir dir("ckpt");
+  const TrainResult r = train(tiny_run(dir.str(), 3));
+  CHECK(fs::exists(dir.str("model.safetensors")));
+  CHECK(fs::exists(dir.str("optimizer.safetensors")));
+  LoadedModel a = load_model(dir.str()), b = load_model(dir.str());
+  const IntTensor ids({2, 5}, {1, 2, 3, 4, 5, 6, 7, 8, 9, 10});
+  a.model->eval();
+  b.model->eval();
+  CHECK(a.model->forward(ids).to_vector() == b.model->forward(ids).to_vector());
+  CHECK(a.tokenizer->encode("the fox") == b.tokenizer->encode("the fox"));
+  CHECK(r.losses.size() == 3);
+  // A config.json that is not JSON gives one clear error naming the file.
+  std::ofstream(dir.str("config.json")) << "{ not json";
+  CHECK_THROWS_WITH_AS(load_model(dir.str()), doctest::Contains("config.json' is not valid JSON"), Error);
+}
+
+TEST_CASE("resume: losses after resuming equal an uninterrupted run's, to the last bit") {
+  TempDir a("resume_a"), b("resume_b");
+  const TrainResult full = train(tiny_run(a.str(), 12));
+  train(tiny_run(b.str(), 6));  // stops (and checkpoints) at step 6
+  const TrainResult rest = resume(b.str(), 12, true);
+  REQUIRE(full.losses.size() == 12);
+  REQUIRE(rest.losses.size() == 6);
+  for (size_t i = 0; i < 6; ++i) CHECK(rest.losses[i] == full.losses[6 + i]);  // exact equality
+  CHECK(rest.val_loss == full.val_loss);
+}
+
+TEST_CASE("resume: a torn checkpoint (files from different steps) is refused") {
+  TempDir a("torn");
+  train(tiny_run(a.str(), 3));
+  const std::string saved = a.str("trainer.json");
+  std::ifstream in(saved);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  text.replace(text.find("\"step\": 3"), 9, "\"step\": 4");
+  std::ofstream(saved) << text;
+  CHECK_THROWS_WITH_AS(resume(a.str(), 6, true), doctest::Contains("is torn"), Error);
+}
+
+TEST_CASE("sample: seeded sampling is deterministic and top-k 1 is greedy") {
+  GPTConfig c;
+  c.vocab_size = 13;
+  c.block_size = 8;
+  c.n_layer = 1;
+  c.n_head = 2;
+  c.n_embd = 16;
+  GPT model(c, 3);
+  Generator g1(9), g2(9), g3(10);
+  const std::vector<int32_t> prompt{1, 2, 3};
+  const auto s1 = generate(model, prompt, 20, 1.0, 0, g1), s2 = generate(model, prompt, 20, 1.0, 0, g2);
+  CHECK(s1 == s2);
+  CHECK(s1.size() == 23);
+  CHECK(generate(model, prompt, 20, 1.0, 0, g3) != s1);
+  // top_k = 1: each new token is the argmax of the logits given the context so far.
+  Generator g4(11);
+  const auto greedy = generate(model, prompt, 12, 0.7, 1, g4);
+  for (size_t i = 3; i < greedy.size(); ++i) {
+    const int64_t T = std::min<int64_t>(static_cast<int64_t>(i), 8);
+    const IntTensor ctx({1, T}, std::vector<int64_t>(greedy.begin() + static_cast<long>(i) - T, greedy.begin() + static_cast<long>(i)));
+    const std::vector<float> logits = model.forward(ctx).narrow(1, T - 1, 1).to_vector();
+    CHECK(greedy[i] == std::max_element(logits.begin(), logits.end()) - logits.begin());
+  }
+  CHECK_THROWS_WITH_AS(generate(model, prompt, 5, 0.0, 0, g1), "sample: temperature must be > 0, got 0", Error);
+}

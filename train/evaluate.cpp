@@ -1,0 +1,106 @@
+// Evaluation, ablation of the positional table, and sampling.
+#include "train/evaluate.h"
+
+#include "core/autograd.h"
+#include "core/error.h"
+#include "core/ops.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+namespace ember {
+namespace {
+
+// Puts a model in eval mode (no dropout) for a scope, then restores its mode.
+class EvalMode {
+ public:
+  explicit EvalMode(GPT& m) : model_(m), was_training_(m.is_training()) { m.eval(); }
+  ~EvalMode() { model_.train(was_training_); }
+
+ private:
+  GPT& model_;
+  bool was_training_;
+};
+
+}  // namespace
+
+double mean_loss(GPT& model, const std::vector<Batch>& batches) {
+  NoGradGuard no_grad;
+  EvalMode eval_mode(model);
+  double total = 0.0;
+  int64_t count = 0;
+  for (const Batch& b : batches) {
+    total += static_cast<double>(model.loss(model.forward(b.x), b.y).item()) * b.y.numel();
+    count += b.y.numel();
+  }
+  return count ? total / static_cast<double>(count) : std::nan("");
+}
+
+double sequential_loss(GPT& model, const std::vector<int32_t>& tokens, int64_t batch_size) {
+  return mean_loss(model, sequential_batches(tokens, batch_size, model.config().block_size));
+}
+
+PositionAblation position_ablation(GPT& model, const std::vector<int32_t>& val, uint64_t seed) {
+  EMBER_CHECK(model.transformer->wpe != nullptr, "ablation: the model has no learned positional table (pos is {})",
+              pos_kind_name(model.config().pos));
+  Tensor table = model.transformer->wpe->weight;
+  const std::vector<float> saved = table.to_vector();
+  const int64_t rows = table.size(0), C = table.size(1);
+  PositionAblation r{};
+  r.trained = sequential_loss(model, val);
+  std::fill(table.data(), table.data() + table.numel(), 0.0f);
+  r.zeroed = sequential_loss(model, val);
+  std::vector<int64_t> perm(static_cast<size_t>(rows));
+  std::iota(perm.begin(), perm.end(), 0);
+  Generator gen(seed);
+  for (int64_t i = rows - 1; i > 0; --i) std::swap(perm[i], perm[gen.randint(0, i + 1)]);  // Fisher-Yates
+  for (int64_t i = 0; i < rows; ++i) std::copy_n(saved.data() + perm[i] * C, C, table.data() + i * C);
+  r.shuffled = sequential_loss(model, val);
+  std::copy(saved.begin(), saved.end(), table.data());
+  return r;
+}
+
+namespace {
+
+// Index drawn from the categorical distribution softmax(logits / temperature)
+// over the top_k largest logits.
+int32_t sample_token(const float* logits, int64_t V, double temperature, int64_t top_k, Generator& gen) {
+  std::vector<int32_t> order(static_cast<size_t>(V));
+  std::iota(order.begin(), order.end(), 0);
+  const int64_t k = top_k > 0 ? std::min(top_k, V) : V;
+  // Ties keep the lower id first, so top_k = 1 is a deterministic argmax.
+  std::partial_sort(order.begin(), order.begin() + k, order.end(),
+                    [&](int32_t a, int32_t b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); });
+  if (k == 1) return order[0];
+  std::vector<double> p(static_cast<size_t>(k));
+  const double top = logits[order[0]];
+  double total = 0.0;
+  for (int64_t i = 0; i < k; ++i) total += p[i] = std::exp((logits[order[i]] - top) / temperature);
+  double u = static_cast<double>(gen.uniform()) * total;
+  for (int64_t i = 0; i < k; ++i)
+    if ((u -= p[i]) < 0.0) return order[i];
+  return order[k - 1];
+}
+
+}  // namespace
+
+std::vector<int32_t> generate(GPT& model, std::vector<int32_t> tokens, int64_t n, double temperature,
+                              int64_t top_k, Generator& gen) {
+  EMBER_CHECK(temperature > 0.0 && std::isfinite(temperature), "sample: temperature must be > 0, got {}",
+              temperature);
+  EMBER_CHECK(n >= 0, "sample: the number of tokens must be >= 0, got {}", n);
+  EMBER_CHECK(!tokens.empty(), "sample: the prompt is empty (give at least one token)");
+  const int64_t V = model.config().vocab_size, T_max = model.config().block_size;
+  NoGradGuard no_grad;
+  EvalMode eval_mode(model);
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t T = std::min<int64_t>(static_cast<int64_t>(tokens.size()), T_max);
+    const IntTensor ctx({1, T}, std::vector<int64_t>(tokens.end() - T, tokens.end()));
+    const Tensor logits = model.forward(ctx);  // [1,T,V]
+    tokens.push_back(sample_token(logits.data() + (T - 1) * V, V, temperature, top_k, gen));
+  }
+  return tokens;
+}
+
+}  // namespace ember

@@ -1,0 +1,31 @@
+// Loss evaluation without recording a graph (in eval mode: no dropout), sampling from a trained model,
+// and the positional-table ablations that show learned positions are used.
+#pragma once
+
+#include "nn/gpt.h"
+#include "train/data.h"
+
+#include <vector>
+
+namespace ember {
+
+// Mean loss over all target tokens of the batches (each batch weighted by its size).
+double mean_loss(GPT& model, const std::vector<Batch>& batches);
+
+// `gpt eval`: the mean loss over every non-overlapping block_size window of `tokens`.
+double sequential_loss(GPT& model, const std::vector<int32_t>& tokens, int64_t batch_size = 32);
+
+// Val loss as trained, with the learned positional table zeroed, and with its
+// rows shuffled (seeded). The model is restored afterwards. Learned pos only.
+struct PositionAblation {
+  double trained, zeroed, shuffled;
+};
+PositionAblation position_ablation(GPT& model, const std::vector<int32_t>& val, uint64_t seed);
+
+// Appends n tokens after `prompt` (cropped to the last block_size tokens as
+// context), sampling softmax(logits / temperature) restricted to the top_k
+// most likely tokens (top_k <= 0: all). top_k = 1 is greedy decoding.
+std::vector<int32_t> generate(GPT& model, std::vector<int32_t> prompt, int64_t n, double temperature,
+                              int64_t top_k, Generator& gen);
+
+}  // namespace ember

@@ -1,0 +1,136 @@
+// SGD, Adam/AdamW, gradient clipping and the LR schedule. Scalars PyTorch
+// computes in Python floats (bias corrections, step sizes) are computed in
+// double here too, so updates agree to float32 rounding.
+#include "train/optim.h"
+
+#include "core/error.h"
+#include "core/parallel.h"
+
+#include <cmath>
+
+namespace ember {
+
+std::vector<ParamGroup> decay_groups(const std::vector<NamedTensor>& params, double weight_decay) {
+  ParamGroup decay{{}, weight_decay}, no_decay{{}, 0.0};
+  for (const auto& [name, t] : params) (t.dim() >= 2 ? decay : no_decay).params.push_back(t);
+  return {decay, no_decay};
+}
+
+Optimizer::Optimizer(std::vector<ParamGroup> groups, double lr) : groups_(std::move(groups)), lr_(lr) {
+  EMBER_CHECK(lr >= 0.0, "optimizer: learning rate must be >= 0, got {}", lr);
+  for (const ParamGroup& g : groups_)
+    for (const Tensor& p : g.params)
+      EMBER_CHECK(p.is_leaf() && p.is_contiguous(), "optimizer: parameter '{}' must be a contiguous leaf tensor",
+                  p.name());
+}
+
+void Optimizer::zero_grad() {
+  for (ParamGroup& g : groups_)
+    for (Tensor& p : g.params) p.set_grad(Tensor());
+}
+
+SGD::SGD(std::vector<ParamGroup> groups, double lr, double momentum)
+    : Optimizer(std::move(groups), lr), momentum_(momentum) {
+  size_t n = 0;
+  for (const ParamGroup& g : groups_) n += g.params.size();
+  momentum_buffers_.resize(n);
+}
+
+// d = g + wd p;  buf = momentum buf + d (buf = d on the first step);  p -= lr buf
+void SGD::step() {
+  size_t k = 0;
+  for (ParamGroup& group : groups_)
+    for (Tensor& p : group.params) {
+      Tensor& buf = momentum_buffers_[k++];
+      if (!p.grad().defined()) continue;
+      float* w = p.data();
+      const float* g = p.grad().data();
+      const float wd = static_cast<float>(group.weight_decay), lr = static_cast<float>(lr_),
+                  mu = static_cast<float>(momentum_);
+      const bool first = !buf.defined();
+      if (mu != 0.0f && first) buf = empty(p.shape());
+      float* b = mu != 0.0f ? buf.data() : nullptr;
+      for (int64_t i = 0; i < p.numel(); ++i) {
+        float d = wd != 0.0f ? g[i] + wd * w[i] : g[i];
+        if (b) d = b[i] = first ? d : mu * b[i] + d;
+        w[i] -= lr * d;
+      }
+    }
+}
+
+Adam::Adam(std::vector<ParamGroup> groups, double lr, double beta1, double beta2, double eps, bool decoupled)
+    : Optimizer(std::move(groups), lr), beta1_(beta1), beta2_(beta2), eps_(eps), decoupled_(decoupled) {
+  EMBER_CHECK(beta1 >= 0.0 && beta1 < 1.0 && beta2 >= 0.0 && beta2 < 1.0,
+              "adam: betas must be in [0, 1), got ({}, {})", beta1, beta2);
+  for (const ParamGroup& g : groups_)
+    for (const Tensor& p : g.params) {
+      m_.push_back(zeros(p.shape()));
+      v_.push_back(zeros(p.shape()));
+    }
+}
+
+// PyTorch's single-tensor Adam(W), step t:
+//   AdamW: p *= 1 - lr wd             Adam: g += wd p
+//   m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2
+//   p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+void Adam::step() {
+  ++step_;
+  const double bc1 = 1.0 - std::pow(beta1_, static_cast<double>(step_));
+  const double bc2 = 1.0 - std::pow(beta2_, static_cast<double>(step_));
+  const float step_size = static_cast<float>(lr_ / bc1);
+  const float bc2_sqrt = static_cast<float>(std::sqrt(bc2));
+  size_t k = 0;
+  for (ParamGroup& group : groups_)
+    for (Tensor& p : group.params) {
+      const size_t idx = k++;
+      if (!p.grad().defined()) continue;
+      float *w = p.data(), *m = m_[idx].data(), *v = v_[idx].data();
+      const float* g = p.grad().contiguous().data();
+      const float wd = static_cast<float>(group.weight_decay), eps = static_cast<float>(eps_);
+      const float b1 = static_cast<float>(beta1_), one_minus_b1 = static_cast<float>(1.0 - beta1_);
+      const float b2 = static_cast<float>(beta2_), one_minus_b2 = static_cast<float>(1.0 - beta2_);
+      const float decay = static_cast<float>(1.0 - lr_ * group.weight_decay);
+      const bool l2 = !decoupled_ && wd != 0.0f;
+      parallel_for(p.numel(), 1 << 14, [&](int64_t begin, int64_t end) {
+        for (int64_t i = begin; i < end; ++i) {
+          const float gi = l2 ? g[i] + wd * w[i] : g[i];
+          if (decoupled_) w[i] *= decay;
+          m[i] = b1 * m[i] + one_minus_b1 * gi;
+          v[i] = b2 * v[i] + one_minus_b2 * gi * gi;
+          w[i] -= step_size * (m[i] / (std::sqrt(v[i]) / bc2_sqrt + eps));
+        }
+      });
+    }
+}
+
+float clip_grad_norm(const std::vector<Tensor>& params, float max_norm) {
+  double total_sq = 0.0;
+  for (const Tensor& p : params) {
+    if (!p.grad().defined()) continue;
+    const Tensor g = p.grad().contiguous();
+    double s = 0.0;
+    for (int64_t i = 0; i < g.numel(); ++i) s += static_cast<double>(g.data()[i]) * g.data()[i];
+    total_sq += s;
+  }
+  const float norm = static_cast<float>(std::sqrt(total_sq));
+  const float coef = max_norm / (norm + 1e-6f);
+  if (coef < 1.0f)
+    for (const Tensor& p : params) {
+      if (!p.grad().defined()) continue;
+      float* g = p.grad().data();
+      for (int64_t i = 0; i < p.grad().numel(); ++i) g[i] *= coef;
+    }
+  return norm;
+}
+
+double cosine_lr(int64_t it, double max_lr, double min_lr, int64_t warmup_iters, int64_t decay_iters) {
+  if (it < warmup_iters) return max_lr * static_cast<double>(it + 1) / static_cast<double>(warmup_iters + 1);
+  if (it > decay_iters) return min_lr;
+  const double ratio = decay_iters > warmup_iters
+                           ? static_cast<double>(it - warmup_iters) / static_cast<double>(decay_iters - warmup_iters)
+                           : 1.0;
+  const double coeff = 0.5 * (1.0 + std::cos(M_PI * ratio));
+  return min_lr + coeff * (max_lr - min_lr);
+}
+
+}  // namespace ember
