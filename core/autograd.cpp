@@ -147,6 +147,10 @@ void run_backward(const Tensor& root, const Tensor& grad, bool retain_graph) {
     for (size_t i = 0; i < node->inputs.size(); ++i) {
       const Tensor& input = node->inputs[i];
       if (!input.defined() || !input.requires_grad() || !grad_in[i].defined()) continue;
+      // A wrong shape here would otherwise broadcast silently into the sums below.
+      EMBER_CHECK(grad_in[i].shape() == input.shape(),
+                  "backward: '{}' (node #{}) returned a gradient of shape {} for its input {} of shape {}", node->op,
+                  node->seq, shape_str(grad_in[i].shape()), i, shape_str(input.shape()));
       if (input.grad_fn())
         accumulate_node(*input.grad_fn(), grad_in[i]);
       else

@@ -9,6 +9,8 @@
 
 #include <algorithm>
 #include <cstring>
+#include <initializer_list>
+#include <limits>
 #include <utility>
 
 namespace ember {
@@ -104,6 +106,14 @@ bool all_zero(const Strides& s) {
   return std::all_of(s.begin(), s.end(), [](int64_t v) { return v == 0; });
 }
 
+// cblas takes int sizes. Checked before any thread starts: an exception must
+// not escape a parallel_for worker.
+void check_blas_sizes(const char* op, std::initializer_list<int64_t> sizes) {
+  const int64_t biggest = std::max(sizes);
+  EMBER_CHECK(biggest <= std::numeric_limits<int>::max(),
+              "{}: a size or row pitch of {} exceeds the 32-bit int that BLAS takes", op, biggest);
+}
+
 // C[M,N] = op(A) op(B) + beta C (beta 0 or 1), where an empty inner dim
 // (K = 0) leaves beta C; as in BLAS, beta 0 never reads C.
 void gemm(const Operand& A, const Operand& B, int64_t M, int64_t N, int64_t K, const float* a, const float* b,
@@ -151,6 +161,7 @@ void group_batches(const Shape& batch, const Operand& A, const Operand& B, const
 void gemm_batched(const Shape& batch, const Operand& A, const Operand& B, const Tensor& C, int64_t N, int64_t M,
                   int64_t K) {
   const int64_t count = numel_of(batch), groups = C.numel() / (N * M);
+  check_blas_sizes("matmul", {count * N, count * K, M, A.ld, B.ld});
   float* c = C.data();
   // B shared by every batch: stack A's batches into one [count*N, K] operand.
   if (groups == count && all_zero(B.batch) && !A.trans && folds(A, batch))
@@ -327,6 +338,7 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
       beta = 1.0f;
     }
     const Operand xm = rows_operand(x, R, in), wt = make_operand(weight, {}).transposed();
+    check_blas_sizes("linear", {R, in, out_f, xm.ld, wt.ld});
     gemm(xm, wt, R, out_f, in, xm.data, wt.data, beta, po, out_f);
   }
   record(out, "linear", linear_backward, {x, weight, bias});

@@ -50,6 +50,15 @@ bool run_on_small_stack(F fn) {
 
 constexpr int kChain = 10000;
 
+// A deliberately broken op: its backward hands back a gradient of the wrong
+// shape ([1] for a [2] input), which the engine must refuse.
+void broken_backward(Node&, const Tensor&, std::vector<Tensor>& gi) { gi[0] = ones({1}); }
+Tensor broken_op(const Tensor& a) {
+  Tensor out = a.detach().clone();
+  record(out, "broken", broken_backward, {a});
+  return out;
+}
+
 // x -> x * 1.0001, kChain times: one unary node per step.
 Tensor unary_chain(const Tensor& x) {
   Tensor h = x;
@@ -113,6 +122,10 @@ TEST_CASE("autograd: backward from a scalar fills leaf gradients") {
   REQUIRE(x.grad().defined());
   CHECK(x.grad().shape() == Shape{3});
   check_values(x.grad(), {1, 2, 3});
+  Tensor s = scalar_tensor(2.0f);  // a leaf as its own root receives the seed
+  s.requires_grad_();
+  s.backward();
+  check_values(s.grad(), {1});
 }
 
 TEST_CASE("autograd: backward with a given output gradient seeds the chain rule with it") {
@@ -121,13 +134,6 @@ TEST_CASE("autograd: backward with a given output gradient seeds the chain rule 
   const Tensor y = x * x;  // dy/dx = 2x, so x.grad = 2 x g
   y.backward(tensor({2, 2}, {1, -1, 0.5f, 2}));
   check_values(x.grad(), {2, -4, 3, 16});
-}
-
-TEST_CASE("autograd: backward of a leaf itself accumulates the seed") {
-  Tensor x = scalar_tensor(2.0f);
-  x.requires_grad_();
-  x.backward();
-  check_values(x.grad(), {1});
 }
 
 TEST_CASE("autograd: backward errors name the rule: non-scalar without a gradient; wrong shape; no grad") {
@@ -143,6 +149,17 @@ TEST_CASE("autograd: backward errors name the rule: non-scalar without a gradien
   CHECK_THROWS_WITH_AS(sum(ones({2})).backward(), "backward: tensor [] does not require grad and has no grad_fn",
                        Error);
   CHECK_FALSE(x.grad().defined());  // no failed call touched the leaf
+}
+
+TEST_CASE("autograd: a backward that returns a gradient of the wrong shape is reported, not broadcast") {
+  Tensor x = ones({2});
+  x.requires_grad_();
+  const Tensor y = broken_op(x);
+  const std::string expected =
+      fmt::format("backward: 'broken' (node #{}) returned a gradient of shape [1] for its input 0 of shape [2]",
+                  y.grad_fn()->seq);
+  CHECK_THROWS_WITH_AS(sum(y).backward(), expected.c_str(), Error);
+  CHECK_FALSE(x.grad().defined());
 }
 
 TEST_CASE("autograd: gradients accumulate into leaves across backward calls") {
@@ -183,34 +200,21 @@ TEST_CASE("autograd: a diamond graph sums the gradients of both branches") {
 }
 
 TEST_CASE("autograd: a 10000-op chain backs up and is destroyed without recursion") {
-  // Each op scales by 1.0001, so the gradient is 1.0001^10000 = e^(0.99995) ~ 2.71815;
-  // float32 rounding over 10,000 products drifts by ~1e-3 relative at most.
+  // Each step multiplies the gradient by 1.0001 (the residual one through two paths
+  // that rejoin), so x.grad = 1.0001^10000 ~ 2.71815. Float32 rounds each of the
+  // 10,000 products by at most 6e-8 relative and 1.0001f is 1.7e-8 off: under 1e-3 in all.
   const double expected = std::pow(1.0001, kChain);
-  float grad = 0.0f;
-  const bool finished = run_on_small_stack([&] {
-    Tensor x = ones({1});
-    x.requires_grad_();
-    const Tensor loss = sum(unary_chain(x));
-    loss.backward();
-    grad = x.grad().item();
-  });
-  CHECK(finished);
-  CHECK(grad == doctest::Approx(expected).epsilon(2e-3));
-}
-
-TEST_CASE("autograd: a 10000-op residual chain backs up and is destroyed without recursion") {
-  // d/dh (h + 1e-4 h) = 1.0001 per step, through two paths that rejoin every step.
-  const double expected = std::pow(1.0001, kChain);
-  float grad = 0.0f;
-  const bool finished = run_on_small_stack([&] {
-    Tensor x = ones({1});
-    x.requires_grad_();
-    const Tensor loss = sum(residual_chain(x));
-    loss.backward();
-    grad = x.grad().item();
-  });
-  CHECK(finished);
-  CHECK(grad == doctest::Approx(expected).epsilon(2e-3));  // as above
+  for (Tensor (*chain)(const Tensor&) : {unary_chain, residual_chain}) {
+    float grad = 0.0f;
+    const bool finished = run_on_small_stack([&] {
+      Tensor x = ones({1});
+      x.requires_grad_();
+      sum(chain(x)).backward();
+      grad = x.grad().item();
+    });
+    CHECK(finished);
+    CHECK(grad == doctest::Approx(expected).epsilon(1e-3));
+  }
 }
 
 TEST_CASE("autograd: a long chain that was never backpropagated is destroyed without recursion") {
@@ -381,9 +385,7 @@ TEST_CASE("parallel_for: covers [0 n) exactly once with disjoint chunks of at le
           std::lock_guard<std::mutex> lock(mutex);
           chunks.emplace_back(begin, end);
         });
-        CAPTURE(threads);
-        CAPTURE(n);
-        CAPTURE(grain);
+        INFO("threads ", threads, ", n ", n, ", grain ", grain);
         int64_t wrong = 0;
         for (const auto& h : hits) wrong += h.load() != 1;
         CHECK(wrong == 0);
