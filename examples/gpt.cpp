@@ -1,13 +1,15 @@
 // build/gpt: train a toy GPT on a text file, sample from it, evaluate it.
 //   gpt train [--data FILE] [--out DIR] [hyperparameters...]   (no --data: the built-in corpus)
 //   gpt sample --ckpt DIR [--prompt TEXT] [--tokens N] [--temperature X] [--top-k K] [--seed S]
-//   gpt eval --ckpt DIR --data FILE
+//   gpt eval --ckpt DIR --data FILE [--dump-logits FILE]
 // Errors print one line on stderr and exit with code 2.
+#include "core/autograd.h"
 #include "core/parallel.h"
 #include "train/checkpoint.h"
 #include "train/data.h"
 #include "train/default_corpus.h"
 #include "train/evaluate.h"
+#include "train/safetensors.h"
 #include "train/trainer.h"
 
 #include <CLI/CLI.hpp>
@@ -74,6 +76,18 @@ void report_positions(GPT& model, const std::string& data, const Tokenizer& tok,
              a.zeroed, a.shuffled);
 }
 
+// --dump-logits: the first val batch's ids (I64 [B,T]) and the model's logits for
+// them (F32 [B,T,V]), so tests/reference/interop.py can compare with PyTorch's.
+void dump_logits(GPT& model, const std::vector<int32_t>& val, const std::string& path) {
+  const Batch first = sequential_batches(val, 32, model.config().block_size).front();
+  NoGradGuard no_grad;
+  model.eval();
+  SafetensorsFile out;
+  out.int_tensors["idx"] = first.x;
+  out.tensors["logits"] = model.forward(first.x);
+  save_safetensors(path, out);
+}
+
 int run_train(const TrainConfig& cfg_in, const std::string& pos, const std::string& resume_dir, int64_t max_iters) {
   TrainConfig cfg = cfg_in;
   cfg.model.pos = parse_pos_kind(pos);
@@ -107,10 +121,11 @@ int main(int argc, char** argv) {
   sample_cmd->add_option("--top-k", sample.top_k, "sample among the k likeliest tokens (0: all)")
       ->capture_default_str();
   sample_cmd->add_option("--seed", sample.seed, "random seed")->capture_default_str();
-  std::string eval_ckpt;
+  std::string eval_ckpt, dump_path;
   CLI::App* eval_cmd = app.add_subcommand("eval", "mean loss over every block of a file's val split");
   eval_cmd->add_option("--ckpt", eval_ckpt, "checkpoint directory")->required();
   eval_cmd->add_option("--data", eval_data, "text file (its last 10% is the val split)")->required();
+  eval_cmd->add_option("--dump-logits", dump_path, "also write the first val batch's idx and logits (safetensors)");
   for (CLI::App* cmd : {train_cmd, sample_cmd, eval_cmd})
     cmd->add_option("--threads", threads, "threads (default: all cores, or EMBER_NUM_THREADS)");
   try {
@@ -133,7 +148,9 @@ int main(int argc, char** argv) {
     if (*eval_cmd) {
       LoadedModel m = load_model(eval_ckpt);
       const std::vector<int32_t> tokens = m.tokenizer->encode(read_text_file(eval_data));
-      fmt::print("val_loss {:.6f}\n", sequential_loss(*m.model, split_tokens(tokens).val));
+      const std::vector<int32_t> val = split_tokens(tokens).val;
+      fmt::print("val_loss {:.6f}\n", sequential_loss(*m.model, val));
+      if (!dump_path.empty()) dump_logits(*m.model, val, dump_path);
     }
     return 0;
   } catch (const std::exception& e) {

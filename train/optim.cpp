@@ -103,14 +103,29 @@ void Adam::step() {
     }
 }
 
+namespace {
+
+// Sum of squares in 16 float lanes (so the loop vectorises), added up in double.
+double sum_of_squares(const float* g, int64_t n) {
+  constexpr int kLanes = 16;
+  float lanes[kLanes] = {};
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int k = 0; k < kLanes; ++k) lanes[k] += g[i + k] * g[i + k];
+  double s = 0.0;
+  for (float x : lanes) s += x;
+  for (; i < n; ++i) s += static_cast<double>(g[i]) * g[i];
+  return s;
+}
+
+}  // namespace
+
 float clip_grad_norm(const std::vector<Tensor>& params, float max_norm) {
   double total_sq = 0.0;
   for (const Tensor& p : params) {
     if (!p.grad().defined()) continue;
     const Tensor g = p.grad().contiguous();
-    double s = 0.0;
-    for (int64_t i = 0; i < g.numel(); ++i) s += static_cast<double>(g.data()[i]) * g.data()[i];
-    total_sq += s;
+    total_sq += sum_of_squares(g.data(), g.numel());
   }
   const float norm = static_cast<float>(std::sqrt(total_sq));
   const float coef = max_norm / (norm + 1e-6f);

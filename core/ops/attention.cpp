@@ -6,6 +6,7 @@
 #include "core/autograd.h"
 #include "core/ops.h"
 #include "core/ops/blas.h"
+#include "core/ops/fastmath.h"
 #include "core/parallel.h"
 
 #include <cmath>
@@ -38,7 +39,7 @@ void causal_softmax_row(float* row, int64_t i, int64_t T, float slope) {
   }
   float sum = 0.0f;
   for (int64_t j = 0; j <= i; ++j) {
-    row[j] = std::exp(row[j] - m);
+    row[j] = detail::exp_fast(row[j] - m);
     sum += row[j];
   }
   const float inv = 1.0f / sum;

@@ -2,6 +2,7 @@
 // gelu (exact erf form and the tanh approximation GPT-2 used).
 #include "core/autograd.h"
 #include "core/ops.h"
+#include "core/ops/fastmath.h"
 #include "core/ops/strided.h"
 
 #include <cmath>
@@ -45,18 +46,21 @@ void relu_backward(Node& n, const Tensor& g, std::vector<Tensor>& gi) {
   gi[0] = map_binary("relu", g, n.inputs[0], [](float gv, float x) { return x > 0.0f ? gv : 0.0f; });
 }
 
-// Exact: y = x Phi(x) with Phi(x) = (1 + erf(x/sqrt2))/2, so dy/dx = Phi(x) + x phi(x)
+// Exact: y = x Phi(x), Phi the standard normal CDF, so dy/dx = Phi(x) + x phi(x)
 // with phi the standard normal density.
-float gelu_exact(float x) { return 0.5f * x * (1.0f + std::erf(x * kInvSqrt2)); }
+float gelu_exact(float x) { return x * detail::normal_cdf_fast(x); }
 float gelu_exact_grad(float x) {
-  return 0.5f * (1.0f + std::erf(x * kInvSqrt2)) + x * kInvSqrt2Pi * std::exp(-0.5f * x * x);
+  return detail::normal_cdf_fast(x) + x * kInvSqrt2Pi * detail::exp_fast(-0.5f * x * x);
 }
-// Tanh form: y = x/2 (1 + tanh u), u = sqrt(2/pi)(x + 0.044715 x^3), so
-// dy/dx = (1 + tanh u)/2 + x/2 (1 - tanh^2 u) sqrt(2/pi)(1 + 3 * 0.044715 x^2).
-float gelu_tanh(float x) { return 0.5f * x * (1.0f + std::tanh(kSqrt2OverPi * (x + kGeluCubic * x * x * x))); }
+// Tanh form: y = x/2 (1 + tanh u), u = sqrt(2/pi)(x + 0.044715 x^3). Since
+// (1 + tanh u)/2 = s = sigmoid(2u), y = x s, and with 1 - tanh^2 u = 4 s (1 - s),
+// dy/dx = s + 2 x s (1 - s) sqrt(2/pi)(1 + 3 * 0.044715 x^2). The sigmoid form
+// keeps the left tail accurate, where 1 + tanh u would cancel.
+float gelu_tanh(float x) { return x * detail::sigmoid_fast(2.0f * kSqrt2OverPi * (x + kGeluCubic * x * x * x)); }
 float gelu_tanh_grad(float x) {
-  const float t = std::tanh(kSqrt2OverPi * (x + kGeluCubic * x * x * x));
-  return 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * kSqrt2OverPi * (1.0f + 3.0f * kGeluCubic * x * x);
+  const float e = detail::exp_fast(-2.0f * kSqrt2OverPi * (x + kGeluCubic * x * x * x));
+  const float s = 1.0f / (1.0f + e), one_minus_s = e * s;  // not 1 - s, which cancels for large x
+  return s + 2.0f * x * s * one_minus_s * kSqrt2OverPi * (1.0f + 3.0f * kGeluCubic * x * x);
 }
 void gelu_backward(Node& n, const Tensor& g, std::vector<Tensor>& gi) {
   if (n.ints[0] == static_cast<int64_t>(GeluApprox::Tanh))
@@ -94,7 +98,9 @@ Tensor relu(const Tensor& a) {
   return finish(map_unary(a, [](float x) { return x > 0.0f ? x : 0.0f; }), "relu", relu_backward, a, false);
 }
 Tensor gelu(const Tensor& a, GeluApprox approx) {
-  Tensor out = approx == GeluApprox::Tanh ? map_unary(a, gelu_tanh) : map_unary(a, gelu_exact);
+  // Lambdas, not function pointers, so the kernel inlines and vectorises.
+  Tensor out = approx == GeluApprox::Tanh ? map_unary(a, [](float x) { return gelu_tanh(x); })
+                                          : map_unary(a, [](float x) { return gelu_exact(x); });
   if (Node* n = record(out, "gelu", gelu_backward, {a})) n->ints = {static_cast<int64_t>(approx)};
   return out;
 }

@@ -43,14 +43,6 @@ Tensor randn_seeded(const Shape& shape, uint64_t seed) {
   return randn(shape, &g);
 }
 
-// Buffers allocated while running f (from the system or the cache).
-int64_t buffers_allocated(const std::function<void()>& f) {
-  const StorageStats before = storage_stats();
-  f();
-  const StorageStats after = storage_stats();
-  return after.system_allocations + after.cache_hits - before.system_allocations - before.cache_hits;
-}
-
 }  // namespace
 
 TEST_CASE("matmul: 2-D forward matches hand-computed values") {
@@ -158,6 +150,16 @@ TEST_CASE("matmul: empty dims give empty or all-zero results") {
 }
 
 #ifndef EMBER_NO_STORAGE_CACHE  // the sanitizer build bypasses the counted cache
+namespace {
+// Buffers allocated while running f (from the system or the cache).
+int64_t buffers_allocated(const std::function<void()>& f) {
+  const StorageStats before = storage_stats();
+  f();
+  const StorageStats after = storage_stats();
+  return after.system_allocations + after.cache_hits - before.system_allocations - before.cache_hits;
+}
+}  // namespace
+
 TEST_CASE("matmul: transposed views and stacked batches allocate only the output") {
   const Tensor at = randn_seeded({32, 16}, 1).transpose(0, 1), bt = randn_seeded({24, 32}, 2).transpose(0, 1);
   CHECK(buffers_allocated([&] { matmul(at, bt); }) == 1);
