@@ -17,7 +17,7 @@ namespace ember::detail {
 // above 88 are clamped (exp(88) is near FLT_MAX).
 // Every value is computed unconditionally and only selected at the end, so
 // the compiler can if-convert and vectorise.
-inline float exp_fast(float x) {
+[[gnu::always_inline]] inline float exp_fast(float x) {
   const bool underflow = x < -87.0f;
   x = std::min(std::max(x, -87.0f), 88.0f);
   const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round to nearest via 1.5 * 2^23
@@ -35,7 +35,7 @@ inline float exp_fast(float x) {
 }
 
 // erfc(a) for a >= 0 (Abramowitz and Stegun 7.1.26, absolute error 1.5e-7).
-inline float erfc_nonnegative(float a) {
+[[gnu::always_inline]] inline float erfc_nonnegative(float a) {
   const float t = 1.0f / (1.0f + 0.3275911f * a);
   const float poly = ((((1.061405429f * t - 1.453152027f) * t + 1.421413741f) * t - 0.284496736f) * t +
                       0.254829592f) * t;
@@ -44,13 +44,13 @@ inline float erfc_nonnegative(float a) {
 
 // The standard normal CDF Phi(x) = (1 + erf(x / sqrt 2)) / 2, computed from
 // erfc so that the left tail keeps its relative accuracy (1 + erf would cancel).
-inline float normal_cdf_fast(float x) {
+[[gnu::always_inline]] inline float normal_cdf_fast(float x) {
   const float q = 0.5f * erfc_nonnegative(std::fabs(x) * 0.70710678118654752f);
   const float one_minus_q = 1.0f - q;
   return x < 0.0f ? q : one_minus_q;
 }
 
 // The logistic sigmoid 1 / (1 + exp(-x)); accurate in both tails.
-inline float sigmoid_fast(float x) { return 1.0f / (1.0f + exp_fast(-x)); }
+[[gnu::always_inline]] inline float sigmoid_fast(float x) { return 1.0f / (1.0f + exp_fast(-x)); }
 
 }  // namespace ember::detail
