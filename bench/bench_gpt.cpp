@@ -5,6 +5,7 @@
 #include "core/ember.h"
 #include "core/parallel.h"
 #include "nn/gpt.h"
+#include "train/data_parallel.h"
 #include "train/optim.h"
 
 #include <CLI/CLI.hpp>
@@ -96,13 +97,13 @@ std::string bench_gpt(const Options& opt) {
   const std::vector<Tensor> params = model.parameters();
   const int64_t B = c.batch, T = c.block_size;
   Generator gen(opt.seed);
+  DataParallel parallel(model);  // the trainer's step: one batch slice per thread
 
   auto step = [&] {
     // Data content does not matter for timing; shapes do.
     const IntTensor idx = random_ids(gen, B, T, kVocab);
     const IntTensor targets = random_ids(gen, B, T, kVocab);
-    Tensor loss = model.loss(model.forward(idx), targets);
-    loss.backward();
+    parallel.forward_backward({idx, targets});
     clip_grad_norm(params, 1.0f);
     optimizer.step();
     optimizer.zero_grad();

@@ -96,11 +96,11 @@ double fma_gflops(int threads, int reps) {
 int main() {
   const int threads = num_threads();
   constexpr int64_t kN = 1024;
-  const double gemm_all = sgemm_gflops(kN, 5);
-  const double fma_all = fma_gflops(threads, 3);
+  const double gemm_all = sgemm_gflops(kN, 10);
+  const double fma_all = fma_gflops(threads, 8);
   set_num_threads(1);
-  const double gemm_one = sgemm_gflops(kN, 5);
-  const double fma_one = fma_gflops(1, 3);
+  const double gemm_one = sgemm_gflops(kN, 10);
+  const double fma_one = fma_gflops(1, 8);
   set_num_threads(threads);
   std::puts(fmt::format(R"({{"threads": {}, "sgemm_n": {}, "sgemm_gflops": {:.1f}, "sgemm_1t_gflops": {:.1f}, )"
                         R"("fma_gflops": {:.1f}, "fma_1t_gflops": {:.1f}, "fma_simd_lanes": {}}})",

@@ -45,10 +45,16 @@ std::vector<std::shared_ptr<Node>> topological_order(const std::shared_ptr<Node>
   return {post_order.rbegin(), post_order.rend()};
 }
 
-// Adds g into a leaf's .grad; the first gradient is copied, because g may
-// alias another tensor (add's backward hands grad_out to both inputs).
-void accumulate_leaf(TensorImpl& leaf, const Tensor& g) {
-  if (!leaf.grad.defined()) {
+// Adds g into a leaf's .grad. The first gradient is copied, because g may
+// alias another tensor (add's backward hands grad_out to both inputs), unless
+// the engine made it and nothing else can see it (`may_adopt`: one handle, its
+// own whole buffer); adopting it saves, for a 50257 x 256 embedding, a 49 MiB copy.
+void accumulate_leaf(TensorImpl& leaf, const Tensor& g, bool may_adopt = false) {
+  const bool exclusive = may_adopt && g.use_count() == 1 && g.impl()->storage.use_count() == 1 && g.offset() == 0 &&
+                         g.is_contiguous() && g.shape() == leaf.shape && !g.requires_grad();
+  if (!leaf.grad.defined() && exclusive) {
+    leaf.grad = g;
+  } else if (!leaf.grad.defined()) {
     leaf.grad = empty(leaf.shape);
     detail::copy_into(leaf.grad, g);
   } else {
@@ -154,7 +160,7 @@ void run_backward(const Tensor& root, const Tensor& grad, bool retain_graph) {
       if (input.grad_fn())
         accumulate_node(*input.grad_fn(), grad_in[i]);
       else
-        accumulate_leaf(*input.impl(), grad_in[i]);
+        accumulate_leaf(*input.impl(), grad_in[i], true);
     }
     if (!retain_graph) release(*node);
   }

@@ -50,7 +50,9 @@ class Pool {
     }
     wake_.notify_all();
     fn(ctx, 0, n / parts);  // the caller takes the first chunk
-    while (pending_.load(std::memory_order_acquire) != 0) std::this_thread::yield();
+    // Spin first (chunks are usually balanced, so the others finish soon), then yield.
+    for (int spin = 0; pending_.load(std::memory_order_acquire) != 0; ++spin)
+      if (spin > 4096) std::this_thread::yield();
     busy_ = false;
   }
 

@@ -90,11 +90,11 @@ void Adam::step() {
       const float b1 = static_cast<float>(beta1_), one_minus_b1 = static_cast<float>(1.0 - beta1_);
       const float b2 = static_cast<float>(beta2_), one_minus_b2 = static_cast<float>(1.0 - beta2_);
       const float decay = static_cast<float>(1.0 - lr_ * group.weight_decay);
-      const bool l2 = !decoupled_ && wd != 0.0f;
+      const bool l2 = !decoupled_ && wd != 0.0f, decoupled = decoupled_;  // locals: the loop must not reload them
       parallel_for(p.numel(), 1 << 14, [&](int64_t begin, int64_t end) {
         for (int64_t i = begin; i < end; ++i) {
           const float gi = l2 ? g[i] + wd * w[i] : g[i];
-          if (decoupled_) w[i] *= decay;
+          if (decoupled) w[i] *= decay;
           m[i] = b1 * m[i] + one_minus_b1 * gi;
           v[i] = b2 * v[i] + one_minus_b2 * gi * gi;
           w[i] -= step_size * (m[i] / (std::sqrt(v[i]) / bc2_sqrt + eps));
@@ -131,9 +131,11 @@ float clip_grad_norm(const std::vector<Tensor>& params, float max_norm) {
   const float coef = max_norm / (norm + 1e-6f);
   if (coef < 1.0f)
     for (const Tensor& p : params) {
-      if (!p.grad().defined()) continue;
-      float* g = p.grad().data();
-      for (int64_t i = 0; i < p.grad().numel(); ++i) g[i] *= coef;
+      const Tensor grad = p.grad();
+      if (!grad.defined()) continue;
+      float* g = grad.data();
+      const int64_t n = grad.numel();
+      for (int64_t i = 0; i < n; ++i) g[i] *= coef;
     }
   return norm;
 }

@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "train/checkpoint.h"
 #include "train/data.h"
+#include "train/data_parallel.h"
 #include "train/default_corpus.h"
 #include "train/evaluate.h"
 #include "train/optim.h"
@@ -29,6 +30,7 @@ struct Run {
   TokenSplit data;
   std::unique_ptr<GPT> model;
   std::unique_ptr<AdamW> optimizer;
+  std::unique_ptr<DataParallel> parallel;
   Generator data_gen;
   int64_t step = 0;
 };
@@ -52,6 +54,7 @@ void load_data(Run& run) {
 }
 
 void make_optimizer(Run& run) {
+  run.parallel = std::make_unique<DataParallel>(*run.model);
   run.optimizer = std::make_unique<AdamW>(decay_groups(run.model->named_parameters(), run.cfg.weight_decay),
                                           run.cfg.lr, run.cfg.beta1, run.cfg.beta2);
 }
@@ -90,13 +93,11 @@ float train_step(Run& run) {
   const TrainConfig& c = run.cfg;
   run.optimizer->set_lr(cosine_lr(run.step, c.lr, c.min_lr, c.warmup_iters, c.lr_decay_iters));
   const Batch batch = sample_batch(run.data.train, c.batch_size, c.model.block_size, run.data_gen);
-  Tensor loss = run.model->loss(run.model->forward(batch.x), batch.y);
-  run.optimizer->zero_grad();
-  loss.backward();
+  const float loss = run.parallel->forward_backward(batch);
   if (c.grad_clip > 0.0) clip_grad_norm(run.model->parameters(), static_cast<float>(c.grad_clip));
   run.optimizer->step();
   ++run.step;
-  return loss.item();
+  return loss;
 }
 
 TrainResult loop(Run& run) {
@@ -164,7 +165,7 @@ TrainResult train(const TrainConfig& cfg) {
   EMBER_CHECK(cfg.batch_size > 0 && cfg.max_iters >= 0 && cfg.eval_interval > 0 && cfg.log_interval > 0 &&
                   cfg.eval_iters > 0,
               "train: batch size, eval interval, eval iters and log interval must be positive, max iters >= 0");
-  Run run{cfg, nullptr, {}, nullptr, nullptr, Generator(cfg.seed), 0};
+  Run run{cfg, nullptr, {}, nullptr, nullptr, nullptr, Generator(cfg.seed), 0};
   load_data(run);
   run.cfg.model.vocab_size = run.tokenizer->vocab_size();
   run.model = std::make_unique<GPT>(run.cfg.model, cfg.seed);

@@ -6,8 +6,13 @@
 #include "core/parallel.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <utility>
+
+#if defined(__SSE2__)
+#include <immintrin.h>
+#endif
 
 namespace ember {
 namespace {
@@ -16,10 +21,28 @@ namespace {
 // microseconds of memory traffic).
 constexpr int64_t kThreadFloats = int64_t{1} << 15;
 
+// Zeroes n floats with non-temporal (streaming) stores where the CPU has them:
+// they skip the read-for-ownership of each cache line and leave the caches
+// alone, which halves the memory traffic of a 49 MiB fill. glibc's memset
+// streams only above a size threshold that per-thread chunks fall below, so
+// here a parallel memset ran 2-3x slower than one thread; streaming does not.
+void stream_zero(float* p, int64_t n) {
+#if defined(__SSE2__)
+  int64_t i = 0;
+  for (; i < n && (reinterpret_cast<uintptr_t>(p + i) & 15) != 0; ++i) p[i] = 0.0f;
+  const __m128 zero = _mm_setzero_ps();
+  for (; i + 4 <= n; i += 4) _mm_stream_ps(p + i, zero);
+  for (; i < n; ++i) p[i] = 0.0f;
+  _mm_sfence();  // order the streaming stores before the scatter that follows
+#else
+  std::memset(p, 0, n * sizeof(float));
+#endif
+}
+
 // Zeroing the gradient of a GPT-2 sized table (50257 x 256 floats, 49 MiB)
-// costs far more than the scatter itself, so it is split over every thread.
+// costs far more than the scatter itself, so it is split over the threads.
 void zero_fill(float* p, int64_t n) {
-  parallel_for(n, int64_t{1} << 18, [p](int64_t b, int64_t e) { std::memset(p + b, 0, (e - b) * sizeof(float)); });
+  parallel_for(n, int64_t{1} << 18, [p](int64_t b, int64_t e) { stream_zero(p + b, e - b); });
 }
 
 // d out[i, :] / d weight[ids[i], :] is the identity, so grad_weight[v] is the

@@ -38,29 +38,6 @@ float row_sum(const float* x, float shift, int64_t n) {
   return s;
 }
 
-// sum_i h_i and sum_i h_i xhat_i with h = g * w (w = 1 when absent), xhat = (x - mean) rstd.
-void row_grad_sums(const float* x, const float* g, const float* w, float mean, float rstd, int64_t n, float& sum_h,
-                   float& sum_hx) {
-  float a[kLanes] = {}, b[kLanes] = {};
-  int64_t i = 0;
-  for (; i + kLanes <= n; i += kLanes)
-    for (int l = 0; l < kLanes; ++l) {
-      const float h = w != nullptr ? g[i + l] * w[i + l] : g[i + l];
-      a[l] += h;
-      b[l] += h * (x[i + l] - mean) * rstd;
-    }
-  sum_h = sum_hx = 0.0f;
-  for (; i < n; ++i) {
-    const float h = w != nullptr ? g[i] * w[i] : g[i];
-    sum_h += h;
-    sum_hx += h * (x[i] - mean) * rstd;
-  }
-  for (int l = 0; l < kLanes; ++l) {
-    sum_h += a[l];
-    sum_hx += b[l];
-  }
-}
-
 // Mean and biased variance in two passes (the second over x - mean, which
 // cannot cancel catastrophically as E[x^2] - E[x]^2 can).
 template <bool HasW, bool HasB>
@@ -105,29 +82,61 @@ struct NormGrad {
   int64_t rows, C, chunks;
 };
 
-void norm_grad_chunk(const NormGrad& p, int64_t chunk) {
-  const int64_t C = p.C, r0 = p.rows * chunk / p.chunks, r1 = p.rows * (chunk + 1) / p.chunks;
-  float* pw = p.partial != nullptr ? p.partial + chunk * 2 * C : nullptr;
-  float* pb = pw != nullptr ? pw + C : nullptr;
-  if (pw != nullptr) std::fill(pw, pw + 2 * C, 0.0f);
+// One row: sum_h = sum h and sum_hx = sum h xhat (h = g w, or g without weight),
+// and, when Partial, pw += g xhat and pb += g in the same pass.
+template <bool HasW, bool Partial>
+void row_grad_sums(const NormGrad& p, const float* x, const float* g, float mu, float rs, float* pw, float* pb,
+                   float& sum_h, float& sum_hx) {
+  float a[kLanes] = {}, b[kLanes] = {};
+  const int64_t n = p.C;
+  int64_t i = 0;
+  auto step = [&](int64_t c, float& acc_h, float& acc_hx) {
+    const float xhat = (x[c] - mu) * rs;
+    const float h = HasW ? g[c] * p.w[c] : g[c];
+    acc_h += h;
+    acc_hx += h * xhat;
+    if constexpr (Partial) {
+      pw[c] += g[c] * xhat;
+      pb[c] += g[c];
+    }
+  };
+  for (; i + kLanes <= n; i += kLanes)
+    for (int l = 0; l < kLanes; ++l) step(i + l, a[l], b[l]);
+  sum_h = sum_hx = 0.0f;
+  for (; i < n; ++i) step(i, sum_h, sum_hx);
+  for (int l = 0; l < kLanes; ++l) {
+    sum_h += a[l];
+    sum_hx += b[l];
+  }
+}
+
+template <bool HasW, bool Partial>
+void norm_grad_rows(const NormGrad& p, int64_t r0, int64_t r1, float* pw, float* pb) {
+  const int64_t C = p.C;
   for (int64_t r = r0; r < r1; ++r) {
     const float *x = p.x + r * C, *g = p.g + r * C;
     const float mu = p.mean[r], rs = p.rstd[r];
-    if (pw != nullptr)
-      for (int64_t c = 0; c < C; ++c) {
-        pw[c] += g[c] * (x[c] - mu) * rs;
-        pb[c] += g[c];
-      }
-    if (p.gx == nullptr) continue;
     float sum_h, sum_hx;
-    row_grad_sums(x, g, p.w, mu, rs, C, sum_h, sum_hx);
+    row_grad_sums<HasW, Partial>(p, x, g, mu, rs, pw, pb, sum_h, sum_hx);
+    if (p.gx == nullptr) continue;
     const float mean_h = sum_h / static_cast<float>(C), mean_hx = sum_hx / static_cast<float>(C);
     float* gx = p.gx + r * C;
     for (int64_t c = 0; c < C; ++c) {
-      const float h = p.w != nullptr ? g[c] * p.w[c] : g[c];
+      const float h = HasW ? g[c] * p.w[c] : g[c];
       gx[c] = rs * (h - mean_h - (x[c] - mu) * rs * mean_hx);
     }
   }
+}
+
+void norm_grad_chunk(const NormGrad& p, int64_t chunk) {
+  const int64_t C = p.C, r0 = p.rows * chunk / p.chunks, r1 = p.rows * (chunk + 1) / p.chunks;
+  float* pw = p.partial != nullptr ? p.partial + chunk * 2 * C : nullptr;
+  if (pw != nullptr) std::fill(pw, pw + 2 * C, 0.0f);
+  const bool has_w = p.w != nullptr;
+  if (has_w && pw) norm_grad_rows<true, true>(p, r0, r1, pw, pw + C);
+  else if (has_w) norm_grad_rows<true, false>(p, r0, r1, nullptr, nullptr);
+  else if (pw) norm_grad_rows<false, true>(p, r0, r1, pw, pw + C);
+  else norm_grad_rows<false, false>(p, r0, r1, nullptr, nullptr);
 }
 
 void layer_norm_backward(Node& n, const Tensor& g_in, std::vector<Tensor>& gi) {

@@ -168,8 +168,13 @@ void softmax_cols(const float* x, float* y, int64_t n, int64_t inner, int64_t w,
   std::fill(s, s + w, 0.0f);
   for (int64_t k = 0; k < n; ++k)
     for (int64_t j = 0; j < w; ++j) m[j] = x[k * inner + j] > m[j] ? x[k * inner + j] : m[j];
+  // The exps go straight into y; log_softmax overwrites them in its last pass.
   for (int64_t k = 0; k < n; ++k)
-    for (int64_t j = 0; j < w; ++j) s[j] += exp_le0(x[k * inner + j] - m[j]);
+    for (int64_t j = 0; j < w; ++j) {
+      const float e = exp_le0(x[k * inner + j] - m[j]);
+      y[k * inner + j] = e;
+      s[j] += e;
+    }
   if (log) {
     for (int64_t j = 0; j < w; ++j) s[j] = std::log(s[j]);
     for (int64_t k = 0; k < n; ++k)
@@ -177,7 +182,7 @@ void softmax_cols(const float* x, float* y, int64_t n, int64_t inner, int64_t w,
   } else {
     for (int64_t j = 0; j < w; ++j) s[j] = 1.0f / s[j];
     for (int64_t k = 0; k < n; ++k)
-      for (int64_t j = 0; j < w; ++j) y[k * inner + j] = exp_le0(x[k * inner + j] - m[j]) * s[j];
+      for (int64_t j = 0; j < w; ++j) y[k * inner + j] *= s[j];
   }
 }
 

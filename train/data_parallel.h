@@ -1,0 +1,32 @@
+// Data-parallel training steps on one machine. The batch is split into one
+// slice per thread; each thread runs forward and backward of its slice on its
+// own replica of the model (replicas share the weights' storage but have their
+// own gradients and graphs), with every op single-threaded. The replicas'
+// gradients are then summed into the model's in a fixed order, so a run is
+// deterministic for a given thread count. On small models this beats
+// splitting each op across threads: there is one hand-off per step instead of
+// one per op, and every core runs whole sgemms on its own data.
+#pragma once
+
+#include "nn/gpt.h"
+#include "train/data.h"
+
+#include <memory>
+#include <vector>
+
+namespace ember {
+
+class DataParallel {
+ public:
+  // Uses up to `threads` slices (0: num_threads()).
+  explicit DataParallel(GPT& model, int threads = 0);
+  // Forward and backward of the mean next-token loss over the whole batch;
+  // leaves d(loss)/d(param) in the model's .grad (replaced, not accumulated).
+  float forward_backward(const Batch& batch);
+
+ private:
+  GPT& model_;
+  std::vector<std::unique_ptr<GPT>> replicas_;  // slice k > 0 runs on replicas_[k - 1]
+};
+
+}  // namespace ember
