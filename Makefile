@@ -13,9 +13,10 @@ BUILD    ?= build
 OPT      ?= -O3 -march=native
 CXXFLAGS ?= $(OPT)
 CXXFLAGS += -std=c++20 -Wall -Wextra -pthread -I. -MMD -MP
-# ember never enables floating-point traps; telling GCC so lets it if-convert
-# and vectorise loops with selects (exp, GELU). Results are unchanged.
-CXXFLAGS += -fno-trapping-math
+# ember never enables floating-point traps nor reads errno after maths calls;
+# telling GCC so lets it if-convert and vectorise loops with selects (exp,
+# GELU) and use vector sqrt (Adam). Results are unchanged.
+CXXFLAGS += -fno-trapping-math -fno-math-errno
 # GCC 12 at -O3 reports a false stringop-overflow inside fmt 9's own header (fill_t::operator=).
 CXXFLAGS += -Wno-stringop-overflow
 LDLIBS   += -lopenblas -lfmt -pthread
