@@ -6,6 +6,8 @@
 
 #include <cblas.h>
 
+#include <cstring>
+
 namespace ember::detail {
 namespace {
 
@@ -15,6 +17,15 @@ constexpr int64_t kParallelWork = int64_t{1} << 18;
 void sgemm_serial(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
                   const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   if (M == 0 || N == 0) return;
+  if (beta == 0.0f) {
+    // OpenBLAS clears C for beta = 0 with scalar stores; a memset and beta = 1
+    // is 8-20% faster on the training step's shapes (measured on this CPU).
+    if (ldc == N)
+      std::memset(C, 0, static_cast<size_t>(M * N) * sizeof(float));
+    else
+      for (int64_t i = 0; i < M; ++i) std::memset(C + i * ldc, 0, static_cast<size_t>(N) * sizeof(float));
+    beta = 1.0f;
+  }
   cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, static_cast<int>(M),
               static_cast<int>(N), static_cast<int>(K), alpha, A, static_cast<int>(lda), B, static_cast<int>(ldb),
               beta, C, static_cast<int>(ldc));
