@@ -21,7 +21,7 @@ struct TrainConfig {
   int64_t bpe_vocab_size = 512;
   int64_t batch_size = 12;
   double lr = 1e-3, min_lr = 1e-4;
-  int64_t warmup_iters = 100, max_iters = 2000, lr_decay_iters = 2000;
+  int64_t warmup_iters = 100, max_iters = 1500, lr_decay_iters = 1500;  // about a minute on 2 cores
   double weight_decay = 0.1, beta1 = 0.9, beta2 = 0.99, grad_clip = 1.0;
   int64_t eval_interval = 250, eval_iters = 20, log_interval = 10;
   uint64_t seed = 1337;
