@@ -112,8 +112,10 @@ std::string bench_gpt(const Options& opt) {
   const double flops = flops_per_step(model, cfg, B);
   return fmt::format(
       R"({{"impl": "ember", "config": "{}", "median_ms": {:.3f}, "tokens_per_s": {:.1f}, )"
-      R"("gflop_per_step": {:.4f}, "gflop_per_s": {:.3f}, "peak_rss_mb": {:.1f}, "steps": {}, "threads": {}}})",
-      opt.config, med * 1e3, B * T / med, flops / 1e9, flops / med / 1e9, peak_rss_mb(), opt.steps, num_threads());
+      R"("gflop_per_step": {:.4f}, "gflop_per_s": {:.3f}, "peak_rss_mb": {:.1f}, "peak_tensor_mb": {:.1f}, )"
+      R"("steps": {}, "threads": {}}})",
+      opt.config, med * 1e3, B * T / med, flops / 1e9, flops / med / 1e9, peak_rss_mb(),
+      static_cast<double>(storage_stats().peak_live_bytes) / (1 << 20), opt.steps, num_threads());
 }
 
 // The seed: token embedding [50257,256] + learned positions [4,256], ids [8,4],

@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <mutex>
 #include <new>
@@ -44,6 +45,8 @@ Storage::Storage(int64_t size) : size_(size) {
   BufferCache& c = cache();
   {
     std::lock_guard<std::mutex> lock(c.mutex);
+    c.stats.live_bytes += static_cast<int64_t>(bytes);
+    c.stats.peak_live_bytes = std::max(c.stats.peak_live_bytes, c.stats.live_bytes);
 #ifndef EMBER_NO_STORAGE_CACHE
     auto it = c.free_by_size.find(bytes);
     if (it != c.free_by_size.end() && !it->second.empty()) {
@@ -61,12 +64,13 @@ Storage::Storage(int64_t size) : size_(size) {
 }
 
 Storage::~Storage() {
-#ifdef EMBER_NO_STORAGE_CACHE
-  std::free(data_);
-#else
   BufferCache& c = cache();
   const size_t bytes = padded_bytes(size_);
   std::lock_guard<std::mutex> lock(c.mutex);
+  c.stats.live_bytes -= static_cast<int64_t>(bytes);
+#ifdef EMBER_NO_STORAGE_CACHE
+  std::free(data_);
+#else
   if (c.stats.cached_bytes + static_cast<int64_t>(bytes) > kMaxCachedBytes) {
     std::free(data_);
     return;

@@ -28,6 +28,8 @@ struct StorageStats {
   int64_t system_allocations = 0;  // buffers obtained from the system allocator
   int64_t cache_hits = 0;          // buffers reused from the cache
   int64_t cached_bytes = 0;        // bytes currently parked in the cache
+  int64_t live_bytes = 0;          // bytes held by live Storage objects
+  int64_t peak_live_bytes = 0;     // the most live_bytes has been
 };
 StorageStats storage_stats();
 void release_cached_storage();  // return every cached buffer to the system
