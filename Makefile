@@ -41,6 +41,7 @@ LIB      := $(BUILD)/libember.a
 BINS     := $(EXAMPLES:%=$(BUILD)/%)
 
 .PHONY: all test debug asan deps demo bench parity help clean
+.SECONDARY:  # keep object files that make would otherwise treat as intermediate and delete
 .DEFAULT_GOAL := all
 
 all: $(LIB) $(BINS) $(BUILD)/tests
