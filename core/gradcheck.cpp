@@ -19,14 +19,6 @@ double projected(const Tensor& out, const std::vector<float>& w) {
   return s;
 }
 
-std::string index_str(const Shape& shape, int64_t flat) {
-  Shape idx(shape.size());
-  for (size_t d = shape.size(); d-- > 0;) {
-    idx[d] = flat % shape[d];
-    flat /= shape[d];
-  }
-  return shape_str(idx);
-}
 
 }  // namespace
 

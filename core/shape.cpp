@@ -26,6 +26,15 @@ Strides contiguous_strides(const Shape& shape) {
 
 std::string shape_str(const Shape& shape) { return fmt::format("[{}]", fmt::join(shape, ", ")); }
 
+std::string index_str(const Shape& shape, int64_t flat) {
+  Shape idx(shape.size());
+  for (size_t d = shape.size(); d-- > 0;) {
+    idx[d] = flat % shape[d];
+    flat /= shape[d];
+  }
+  return shape_str(idx);
+}
+
 int64_t wrap_dim(int64_t dim, int64_t ndim, const char* op) {
   EMBER_CHECK(dim >= -ndim && dim < ndim && ndim > 0, "{}: dim {} is out of range for a tensor with {} dims", op, dim,
               ndim);

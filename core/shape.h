@@ -15,6 +15,8 @@ using Strides = std::vector<int64_t>;
 int64_t numel_of(const Shape& shape);
 Strides contiguous_strides(const Shape& shape);
 std::string shape_str(const Shape& shape);
+// The multi-index of row-major element `flat` in `shape`, written like a shape: [1, 0, 3].
+std::string index_str(const Shape& shape, int64_t flat);
 
 // Turns a possibly negative dim (-1 = last) into 0..ndim-1; `op` names the
 // caller in the error message when dim is out of range.

@@ -12,26 +12,35 @@
 
 namespace ember::detail {
 
-// exp(x) = 2^n exp(r) with n = round(x / ln 2) and |r| <= ln2 / 2; exp(r) from
-// a degree-6 polynomial (Cephes' expf coefficients). Inputs below -87 give 0,
-// above 88 are clamped (exp(88) is near FLT_MAX).
-// Every value is computed unconditionally and only selected at the end, so
-// the compiler can if-convert and vectorise.
+// exp(x) = 2^k exp(r) with k = round(x / ln2) and r = x - k ln2 in [-ln2/2, ln2/2];
+// ln2 is split in two so r is exact, and exp(r) = 1 + r + r^2 P(r) is Cephes'
+// expf polynomial: within 1.5 ulp. The limits are integer selects on the bits,
+// not branches on float compares, so loops over it vectorise. x < -87 (exp <
+// 1.2e-38, a denormal) and -inf give 0; x > 88 is taken as 88 (near FLT_MAX);
+// NaN stays NaN.
 [[gnu::always_inline]] inline float exp_fast(float x) {
-  const bool underflow = x < -87.0f;
-  x = std::min(std::max(x, -87.0f), 88.0f);
-  const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round to nearest via 1.5 * 2^23
-  const float r = (x - n * 0.693359375f) + n * 2.12194440e-4f;            // ln 2 split in two for accuracy
+  constexpr uint32_t kMinus87 = 0xC2AE0000u;  // bits of -87.0f: for negatives, larger bits = smaller x
+  constexpr float kRound = 12582912.0f;       // 1.5 * 2^23: adding it rounds to an integer in the low bits
+  x = std::min(x, 88.0f);                     // keeps NaN (std::min returns its first argument then)
+  const uint32_t u = std::bit_cast<uint32_t>(x);
+  const bool under = u > kMinus87;  // x < -87, -inf, or a NaN with the sign bit set
+  const float xc = std::bit_cast<float>(under ? kMinus87 : u);
+  const float t = xc * 1.44269504088896341f + kRound;
+  const float k = t - kRound;
+  const float r = (xc - k * 0.693359375f) + k * 2.12194440e-4f;
   float p = 1.9875691500e-4f;
   p = p * r + 1.3981999507e-3f;
   p = p * r + 8.3334519073e-3f;
   p = p * r + 4.1665795894e-2f;
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
-  const float y = p * r * r + r + 1.0f;
-  const float scale = std::bit_cast<float>((static_cast<int32_t>(n) + 127) << 23);
-  const float result = y * scale;
-  return underflow ? 0.0f : result;
+  const float e = p * r * r + r + 1.0f;
+  // 2^k built directly as a float's exponent field: (k + 127) << 23.
+  const uint32_t two_k = (std::bit_cast<uint32_t>(t) - std::bit_cast<uint32_t>(kRound) + 127u) << 23;
+  const uint32_t y = std::bit_cast<uint32_t>(e * std::bit_cast<float>(two_k));
+  const uint32_t keep = 0u - static_cast<uint32_t>(!under);
+  const uint32_t nan = 0u - static_cast<uint32_t>((u & 0x7FFFFFFFu) > 0x7F800000u);
+  return std::bit_cast<float>((y & keep) | (u & nan));
 }
 
 // erfc(a) for a >= 0 (Abramowitz and Stegun 7.1.26, absolute error 1.5e-7).

@@ -4,6 +4,7 @@
 // hot path (cross_entropy sees [B*T, V] logits with V up to 50257).
 #include "core/autograd.h"
 #include "core/ops.h"
+#include "core/ops/fastmath.h"
 #include "core/parallel.h"
 
 #include <algorithm>
@@ -23,36 +24,6 @@ constexpr int64_t kTaskWork = 16384; // elements a parallel task should at least
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
 int64_t grain_for(int64_t per_item) { return std::max<int64_t>(1, kTaskWork / std::max<int64_t>(per_item, 1)); }
-
-// exp(x) for x <= 88, within 1.5 ulp of the exact value; callers pass x - max <= 0.
-// exp(x) = 2^k exp(r) with k = round(x / ln2) and r = x - k ln2 in [-ln2/2, ln2/2];
-// ln2 is split in two so r is exact, and exp(r) = 1 + r + r^2 P(r) is Cephes'
-// expf polynomial. The limits are integer selects on the bits, not branches on
-// float compares, so loops over it vectorise. x < -87 (exp < 1.2e-38, a
-// denormal) and -inf give 0; NaN stays NaN.
-inline float exp_le0(float x) {
-  constexpr uint32_t kMinus87 = 0xC2AE0000u;  // bits of -87.0f: for negatives, larger bits = smaller x
-  constexpr float kRound = 12582912.0f;       // 1.5 * 2^23: adding it rounds to an integer in the low bits
-  const uint32_t u = std::bit_cast<uint32_t>(x);
-  const bool under = u > kMinus87;  // x < -87, -inf, or a NaN with the sign bit set
-  const float xc = std::bit_cast<float>(under ? kMinus87 : u);
-  const float t = xc * 1.44269504088896341f + kRound;
-  const float k = t - kRound;
-  const float r = (xc - k * 0.693359375f) + k * 2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  const float e = p * r * r + r + 1.0f;
-  // 2^k built directly as a float's exponent field: (k + 127) << 23.
-  const uint32_t two_k = (std::bit_cast<uint32_t>(t) - std::bit_cast<uint32_t>(kRound) + 127u) << 23;
-  const uint32_t y = std::bit_cast<uint32_t>(e * std::bit_cast<float>(two_k));
-  const uint32_t keep = 0u - static_cast<uint32_t>(!under);
-  const uint32_t nan = 0u - static_cast<uint32_t>(u > 0xFF800000u);
-  return std::bit_cast<float>((y & keep) | (u & nan));
-}
 
 // ---- row kernels over n contiguous floats ----
 
@@ -84,13 +55,13 @@ float row_exp_sum(const float* x, float m, float* y, int64_t n) {
   int64_t i = 0;
   for (; i + kLanes <= n; i += kLanes)
     for (int l = 0; l < kLanes; ++l) {
-      const float e = exp_le0(x[i + l] - m);
+      const float e = detail::exp_fast(x[i + l] - m);
       if constexpr (Store) y[i + l] = e;
       acc[l] += e;
     }
   float s = 0.0f;
   for (; i < n; ++i) {
-    const float e = exp_le0(x[i] - m);
+    const float e = detail::exp_fast(x[i] - m);
     if constexpr (Store) y[i] = e;
     s += e;
   }
@@ -171,7 +142,7 @@ void softmax_cols(const float* x, float* y, int64_t n, int64_t inner, int64_t w,
   // The exps go straight into y; log_softmax overwrites them in its last pass.
   for (int64_t k = 0; k < n; ++k)
     for (int64_t j = 0; j < w; ++j) {
-      const float e = exp_le0(x[k * inner + j] - m[j]);
+      const float e = detail::exp_fast(x[k * inner + j] - m[j]);
       y[k * inner + j] = e;
       s[j] += e;
     }
@@ -192,7 +163,7 @@ void softmax_cols(const float* x, float* y, int64_t n, int64_t inner, int64_t w,
 void softmax_grad_row(const float* y, const float* g, float* gx, int64_t n, bool log) {
   if (log) {
     const float gs = row_dot(g, nullptr, n);
-    for (int64_t j = 0; j < n; ++j) gx[j] = g[j] - exp_le0(y[j]) * gs;
+    for (int64_t j = 0; j < n; ++j) gx[j] = g[j] - detail::exp_fast(y[j]) * gs;
   } else {
     const float dot = row_dot(g, y, n);
     for (int64_t j = 0; j < n; ++j) gx[j] = y[j] * (g[j] - dot);
@@ -208,7 +179,7 @@ void softmax_grad_cols(const float* y, const float* g, float* gx, int64_t n, int
     for (int64_t k = 0; k < n; ++k)
       for (int64_t j = 0; j < w; ++j) {
         const int64_t i = k * inner + j;
-        gx[i] = g[i] - exp_le0(y[i]) * s[j];
+        gx[i] = g[i] - detail::exp_fast(y[i]) * s[j];
       }
   } else {
     for (int64_t k = 0; k < n; ++k)
@@ -261,14 +232,6 @@ Tensor softmax_forward(const char* op, BackwardFn backward, const Tensor& a, int
 
 // ---- cross_entropy ----
 
-std::string index_str(const Shape& shape, int64_t flat) {
-  Shape idx(shape.size());
-  for (size_t d = shape.size(); d-- > 0;) {
-    idx[d] = flat % shape[d];
-    flat /= shape[d];
-  }
-  return shape_str(idx);
-}
 
 // Checks logits [..., V] against targets [...]; returns how many targets count in the mean.
 int64_t check_targets(const Tensor& logits, const IntTensor& targets, int64_t ignore_index) {
@@ -312,7 +275,7 @@ void cross_entropy_backward(Node& n, const Tensor& g, std::vector<Tensor>& gi) {
       }
       const float* xr = px + r * V;
       const float l = lse[r];
-      for (int64_t j = 0; j < V; ++j) o[j] = exp_le0(xr[j] - l) * scale;
+      for (int64_t j = 0; j < V; ++j) o[j] = detail::exp_fast(xr[j] - l) * scale;
       o[targets[r]] -= scale;
     }
   });
