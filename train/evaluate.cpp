@@ -4,9 +4,11 @@
 #include "core/autograd.h"
 #include "core/error.h"
 #include "core/ops.h"
+#include "core/parallel.h"
 
 #include <algorithm>
 #include <cmath>
+#include <exception>
 #include <numeric>
 
 namespace ember {
@@ -26,13 +28,28 @@ class EvalMode {
 }  // namespace
 
 double mean_loss(GPT& model, const std::vector<Batch>& batches) {
-  NoGradGuard no_grad;
   EvalMode eval_mode(model);
+  // Batches are independent, so each thread evaluates whole batches (forward
+  // only reads the weights); the sum runs in batch order, so the result does
+  // not depend on the thread count.
+  std::vector<double> losses(batches.size());
+  std::vector<std::exception_ptr> errors(batches.size());
+  parallel_for(static_cast<int64_t>(batches.size()), 1, [&](int64_t begin, int64_t end) {
+    NoGradGuard no_grad;  // grad mode is per thread
+    for (int64_t i = begin; i < end; ++i) {
+      try {
+        losses[i] = model.loss(model.forward(batches[i].x), batches[i].y).item();
+      } catch (...) {
+        errors[i] = std::current_exception();
+      }
+    }
+  });
   double total = 0.0;
   int64_t count = 0;
-  for (const Batch& b : batches) {
-    total += static_cast<double>(model.loss(model.forward(b.x), b.y).item()) * b.y.numel();
-    count += b.y.numel();
+  for (size_t i = 0; i < batches.size(); ++i) {
+    if (errors[i]) std::rethrow_exception(errors[i]);
+    total += losses[i] * static_cast<double>(batches[i].y.numel());
+    count += batches[i].y.numel();
   }
   return count ? total / static_cast<double>(count) : std::nan("");
 }
