@@ -31,7 +31,7 @@ DEB_PACKAGES := g++ make libopenblas-dev libfmt-dev doctest-dev libcli11-dev nlo
 TORCH_PACKAGES := python3-torch
 
 LIB_SRC  := $(wildcard core/*.cpp core/ops/*.cpp nn/*.cpp train/*.cpp)
-TEST_SRC := $(wildcard tests/*.cpp tests/core/*.cpp tests/nn/*.cpp tests/train/*.cpp)
+TEST_SRC := $(wildcard tests/*.cpp tests/core/*.cpp tests/nn/*.cpp tests/train/*.cpp tests/examples/*.cpp)
 EXAMPLES := $(patsubst examples/%.cpp,%,$(wildcard examples/*.cpp))
 BENCHES  := $(patsubst bench/%.cpp,%,$(wildcard bench/*.cpp))
 

@@ -1,0 +1,63 @@
+// The example programs, run as a user runs them: build/embeddings prints the
+// walkthrough with the facts it promises, and build/gpt turns bad input into
+// one line on stderr and exit code 2. The programs are found beside the test
+// binary (build/ or build/asan/).
+#include <doctest/doctest.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <string>
+#include <sys/wait.h>
+
+namespace {
+
+std::string program(const std::string& name) {
+  return (std::filesystem::read_symlink("/proc/self/exe").parent_path() / name).string();
+}
+
+struct Run {
+  int exit_code;
+  std::string out;
+};
+
+// Runs a shell command, capturing stdout (stderr too when merged with 2>&1).
+Run run(const std::string& command) {
+  std::string out;
+  FILE* pipe = popen(command.c_str(), "r");
+  REQUIRE(pipe != nullptr);
+  std::array<char, 4096> buf{};
+  while (fgets(buf.data(), buf.size(), pipe)) out += buf.data();
+  const int status = pclose(pipe);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+}  // namespace
+
+TEST_CASE("embeddings example: prints the shapes, the order facts and the gradient check") {
+  const Run r = run(program("embeddings"));
+  CHECK(r.exit_code == 0);
+  CHECK(r.out.find("Input embeddings       tok + pos      [8, 4, 256]") != std::string::npos);
+  CHECK(r.out.find("token vectors differ by      0.000000") != std::string::npos);
+  CHECK(r.out.find("sum of token embeddings differs by   0.000000") != std::string::npos);
+  CHECK(r.out.find("input embeddings differ by           0.000000") == std::string::npos);
+  CHECK(r.out.find("max difference 0\n") != std::string::npos);  // wpe.grad equals the batch sum exactly
+}
+
+TEST_CASE("gpt command line: bad input gives one line on stderr and exit code 2") {
+  const std::string gpt = program("gpt");
+  Run r = run(gpt + " train --data /nonexistent/ember.txt 2>&1 >/dev/null");
+  CHECK(r.exit_code == 2);
+  CHECK(r.out == "error: data: file '/nonexistent/ember.txt' does not exist\n");
+  r = run(gpt + " train --pos absolute 2>&1 >/dev/null");
+  CHECK(r.exit_code == 2);
+  CHECK(r.out.find("unknown positional encoding 'absolute'") != std::string::npos);
+  r = run(gpt + " sample --ckpt /nonexistent 2>&1 >/dev/null");
+  CHECK(r.exit_code == 2);
+  CHECK(r.out == "error: checkpoint: '/nonexistent' is not a directory\n");
+  r = run(gpt + " train --no-such-flag 2>&1 >/dev/null");
+  CHECK(r.exit_code == 2);
+  r = run(gpt + " train --help");
+  CHECK(r.exit_code == 0);
+  CHECK(r.out.find("--n-layer") != std::string::npos);
+}
