@@ -107,7 +107,24 @@ bool grad_mode_enabled() { return grad_mode; }
 NoGradGuard::NoGradGuard() : previous_(grad_mode) { grad_mode = false; }
 NoGradGuard::~NoGradGuard() { grad_mode = previous_; }
 
-Node* record(Tensor& out, const char* op, BackwardFn backward, std::vector<Tensor> inputs) {
+namespace {
+
+// A handle with t's shape, grad_fn and requires_grad but no data. Leaves keep
+// their real handle: the engine accumulates into that very impl's .grad.
+Tensor without_values(const Tensor& t) {
+  if (!t.defined() || !t.grad_fn()) return t.defined() && t.requires_grad() ? t : Tensor();
+  auto impl = std::make_shared<TensorImpl>();
+  impl->shape = t.shape();
+  impl->strides = t.strides();
+  impl->offset = t.offset();
+  impl->requires_grad = true;
+  impl->grad_fn = t.grad_fn();
+  return Tensor(std::move(impl));
+}
+
+}  // namespace
+
+Node* record(Tensor& out, const char* op, BackwardFn backward, std::vector<Tensor> inputs, InputValues values) {
   if (!grad_mode) return nullptr;
   bool any = false;
   for (const Tensor& t : inputs) any = any || (t.defined() && t.requires_grad());
@@ -116,6 +133,8 @@ Node* record(Tensor& out, const char* op, BackwardFn backward, std::vector<Tenso
   node->op = op;
   node->seq = next_seq++;
   node->backward = backward;
+  if (values == InputValues::Unused)
+    for (Tensor& t : inputs) t = without_values(t);
   node->inputs = std::move(inputs);
   node->out_shape = out.shape();
   out.impl()->requires_grad = true;

@@ -42,9 +42,16 @@ struct Node {
   ~Node();  // unlinks long chains iteratively, so destroying them cannot overflow the stack
 };
 
+// Whether an op's backward reads its inputs' values, or only their shapes
+// (add, sub, neg, sums). With Unused the node keeps data-free handles to
+// non-leaf inputs, so an intermediate only this op consumed (a residual
+// branch's output) is freed right after the forward instead of at backward.
+enum class InputValues { Used, Unused };
+
 // Records a node on `out` when grad mode is on and any input requires grad.
 // Returns the node (to fill `saved`, `ints`, ...) or nullptr when nothing was recorded.
-Node* record(Tensor& out, const char* op, BackwardFn backward, std::vector<Tensor> inputs);
+Node* record(Tensor& out, const char* op, BackwardFn backward, std::vector<Tensor> inputs,
+             InputValues values = InputValues::Used);
 
 // Runs backward from `root` seeded with `grad` (same shape as root).
 void run_backward(const Tensor& root, const Tensor& grad, bool retain_graph);

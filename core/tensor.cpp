@@ -39,7 +39,10 @@ int64_t Tensor::offset() const { return checked(impl_).offset; }
 int64_t Tensor::dim() const { return static_cast<int64_t>(shape().size()); }
 int64_t Tensor::size(int64_t d) const { return shape()[wrap_dim(d, dim(), "size")]; }
 int64_t Tensor::numel() const { return numel_of(shape()); }
-float* Tensor::data() const { return checked(impl_).storage->data() + impl_->offset; }
+float* Tensor::data() const {
+  EMBER_CHECK(checked(impl_).storage != nullptr, "tensor: no data (a data-free handle kept by an autograd node)");
+  return impl_->storage->data() + impl_->offset;
+}
 
 bool Tensor::is_contiguous() const {
   const TensorImpl& t = checked(impl_);

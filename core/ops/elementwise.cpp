@@ -50,55 +50,56 @@ void rdiv_backward(Node& n, const Tensor& g, std::vector<Tensor>& gi) {
   gi[0] = map_binary("rdiv", g, in0(n), [s](float x, float a) { return -x * s / (a * a); });
 }
 
-Tensor binary(const char* op, BackwardFn backward, const Tensor& a, const Tensor& b, auto f) {
+// `values` says whether the backward reads the inputs (mul, div) or only their shapes (add, sub).
+Tensor binary(const char* op, BackwardFn backward, InputValues values, const Tensor& a, const Tensor& b, auto f) {
   Tensor out = map_binary(op, a, b, f);
-  record(out, op, backward, {a, b});
+  record(out, op, backward, {a, b}, values);
   return out;
 }
 
-Tensor scalar_op(const char* op, BackwardFn backward, const Tensor& a, float s, auto f) {
+Tensor scalar_op(const char* op, BackwardFn backward, InputValues values, const Tensor& a, float s, auto f) {
   Tensor out = map_unary(a, f);
-  if (Node* n = record(out, op, backward, {a})) n->reals = {s};
+  if (Node* n = record(out, op, backward, {a}, values)) n->reals = {s};
   return out;
 }
 
 }  // namespace
 
 Tensor add(const Tensor& a, const Tensor& b) {
-  return binary("add", add_backward, a, b, [](float x, float y) { return x + y; });
+  return binary("add", add_backward, InputValues::Unused, a, b, [](float x, float y) { return x + y; });
 }
 Tensor sub(const Tensor& a, const Tensor& b) {
-  return binary("sub", sub_backward, a, b, [](float x, float y) { return x - y; });
+  return binary("sub", sub_backward, InputValues::Unused, a, b, [](float x, float y) { return x - y; });
 }
 Tensor mul(const Tensor& a, const Tensor& b) {
-  return binary("mul", mul_backward, a, b, [](float x, float y) { return x * y; });
+  return binary("mul", mul_backward, InputValues::Used, a, b, [](float x, float y) { return x * y; });
 }
 Tensor div(const Tensor& a, const Tensor& b) {
-  return binary("div", div_backward, a, b, [](float x, float y) { return x / y; });
+  return binary("div", div_backward, InputValues::Used, a, b, [](float x, float y) { return x / y; });
 }
 
 Tensor add(const Tensor& a, float s) {
-  return scalar_op("add_scalar", identity_backward, a, s, [s](float x) { return x + s; });
+  return scalar_op("add_scalar", identity_backward, InputValues::Unused, a, s, [s](float x) { return x + s; });
 }
 Tensor sub(const Tensor& a, float s) {
-  return scalar_op("sub_scalar", identity_backward, a, s, [s](float x) { return x - s; });
+  return scalar_op("sub_scalar", identity_backward, InputValues::Unused, a, s, [s](float x) { return x - s; });
 }
 Tensor mul(const Tensor& a, float s) {
-  return scalar_op("mul_scalar", scale_backward, a, s, [s](float x) { return x * s; });
+  return scalar_op("mul_scalar", scale_backward, InputValues::Unused, a, s, [s](float x) { return x * s; });
 }
 Tensor div(const Tensor& a, float s) {
   // Multiplying by 1/s would differ from PyTorch's a / s in the last bit.
-  return scalar_op("div_scalar", scale_backward, a, 1.0f / s, [s](float x) { return x / s; });
+  return scalar_op("div_scalar", scale_backward, InputValues::Unused, a, 1.0f / s, [s](float x) { return x / s; });
 }
 Tensor rsub(float s, const Tensor& a) {
-  return scalar_op("rsub_scalar", neg_backward, a, s, [s](float x) { return s - x; });
+  return scalar_op("rsub_scalar", neg_backward, InputValues::Unused, a, s, [s](float x) { return s - x; });
 }
 Tensor rdiv(float s, const Tensor& a) {
-  return scalar_op("rdiv_scalar", rdiv_backward, a, s, [s](float x) { return s / x; });
+  return scalar_op("rdiv_scalar", rdiv_backward, InputValues::Used, a, s, [s](float x) { return s / x; });
 }
 Tensor neg(const Tensor& a) {
   Tensor out = map_unary(a, [](float x) { return -x; });
-  record(out, "neg", neg_backward, {a});
+  record(out, "neg", neg_backward, {a}, InputValues::Unused);
   return out;
 }
 

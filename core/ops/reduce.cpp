@@ -85,7 +85,7 @@ Tensor reduce_sum(const char* op, const Tensor& a, const std::vector<int64_t>& d
     for (int64_t i = 0; i < out.numel(); ++i) out.data()[i] *= inv;
   }
   if (!keepdim) out = Tensor(out).view(dropped_shape(a.shape(), dims));
-  if (Node* n = record(out, op, sum_backward, {a})) {
+  if (Node* n = record(out, op, sum_backward, {a}, InputValues::Unused)) {
     n->ints.assign(keep.begin(), keep.end());
     if (average) n->reals = {1.0 / static_cast<double>(count)};
   }
@@ -130,7 +130,7 @@ Tensor max(const Tensor& a, const std::vector<int64_t>& dims_in, bool keepdim) {
                             }
                           });
   if (!keepdim) out = out.view(dropped_shape(a.shape(), dims));
-  if (Node* n = record(out, "max", max_backward, {a})) n->ids = std::move(arg);
+  if (Node* n = record(out, "max", max_backward, {a}, InputValues::Unused)) n->ids = std::move(arg);
   return out;
 }
 
