@@ -69,38 +69,72 @@ Adam::Adam(std::vector<ParamGroup> groups, double lr, double beta1, double beta2
     }
 }
 
-// PyTorch's single-tensor Adam(W), step t:
+namespace {
+
+// One parameter's view for an Adam step: its data, gradient, moments and the
+// per-group constants.
+struct AdamSlot {
+  float *w, *m, *v;
+  const float* g;
+  int64_t start, n;  // the slot's range in the concatenation of all parameters
+  float wd, decay;
+};
+
+struct AdamConstants {
+  float b1, one_minus_b1, b2, one_minus_b2, eps, step_size, bc2_sqrt;
+  bool decoupled;
+};
+
+// PyTorch's single-tensor Adam(W), step t, on elements [i0, i1) of one slot:
 //   AdamW: p *= 1 - lr wd             Adam: g += wd p
 //   m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2
 //   p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+void adam_update(const AdamSlot& s, const AdamConstants& c, int64_t i0, int64_t i1) {
+  float *w = s.w, *m = s.m, *v = s.v;
+  const float* g = s.g;
+  const float wd = s.wd, decay = s.decay;
+  const bool l2 = !c.decoupled && wd != 0.0f, decoupled = c.decoupled;  // locals: the loop must not reload them
+  for (int64_t i = i0; i < i1; ++i) {
+    const float gi = l2 ? g[i] + wd * w[i] : g[i];
+    if (decoupled) w[i] *= decay;
+    m[i] = c.b1 * m[i] + c.one_minus_b1 * gi;
+    v[i] = c.b2 * v[i] + c.one_minus_b2 * gi * gi;
+    w[i] -= c.step_size * (m[i] / (std::sqrt(v[i]) / c.bc2_sqrt + c.eps));
+  }
+}
+
+}  // namespace
+
 void Adam::step() {
   ++step_;
   const double bc1 = 1.0 - std::pow(beta1_, static_cast<double>(step_));
   const double bc2 = 1.0 - std::pow(beta2_, static_cast<double>(step_));
-  const float step_size = static_cast<float>(lr_ / bc1);
-  const float bc2_sqrt = static_cast<float>(std::sqrt(bc2));
+  const AdamConstants c{static_cast<float>(beta1_), static_cast<float>(1.0 - beta1_),
+                        static_cast<float>(beta2_), static_cast<float>(1.0 - beta2_),
+                        static_cast<float>(eps_),   static_cast<float>(lr_ / bc1),
+                        static_cast<float>(std::sqrt(bc2)), decoupled_};
+  std::vector<AdamSlot> slots;
+  std::vector<Tensor> grads;  // keeps contiguous copies alive while the slots point at them
+  int64_t total = 0;
   size_t k = 0;
   for (ParamGroup& group : groups_)
     for (Tensor& p : group.params) {
       const size_t idx = k++;
       if (!p.grad().defined()) continue;
-      float *w = p.data(), *m = m_[idx].data(), *v = v_[idx].data();
-      const float* g = p.grad().contiguous().data();
-      const float wd = static_cast<float>(group.weight_decay), eps = static_cast<float>(eps_);
-      const float b1 = static_cast<float>(beta1_), one_minus_b1 = static_cast<float>(1.0 - beta1_);
-      const float b2 = static_cast<float>(beta2_), one_minus_b2 = static_cast<float>(1.0 - beta2_);
-      const float decay = static_cast<float>(1.0 - lr_ * group.weight_decay);
-      const bool l2 = !decoupled_ && wd != 0.0f, decoupled = decoupled_;  // locals: the loop must not reload them
-      parallel_for(p.numel(), 1 << 14, [&](int64_t begin, int64_t end) {
-        for (int64_t i = begin; i < end; ++i) {
-          const float gi = l2 ? g[i] + wd * w[i] : g[i];
-          if (decoupled) w[i] *= decay;
-          m[i] = b1 * m[i] + one_minus_b1 * gi;
-          v[i] = b2 * v[i] + one_minus_b2 * gi * gi;
-          w[i] -= step_size * (m[i] / (std::sqrt(v[i]) / bc2_sqrt + eps));
-        }
-      });
+      grads.push_back(p.grad().contiguous());
+      slots.push_back({p.data(), m_[idx].data(), v_[idx].data(), grads.back().data(), total, p.numel(),
+                       static_cast<float>(group.weight_decay),
+                       static_cast<float>(1.0 - lr_ * group.weight_decay)});
+      total += p.numel();
     }
+  // The parameters as one long range split across threads: one hand-off to
+  // the pool per step, however many tensors there are.
+  parallel_for(total, 1 << 14, [&](int64_t begin, int64_t end) {
+    for (const AdamSlot& s : slots) {
+      const int64_t i0 = std::max(begin, s.start) - s.start, i1 = std::min(end, s.start + s.n) - s.start;
+      if (i0 < i1) adam_update(s, c, i0, i1);
+    }
+  });
 }
 
 namespace {
