@@ -71,7 +71,7 @@ void report_positions(GPT& model, const std::string& data, const Tokenizer& tok,
   if (!model.transformer->wpe) return;
   const std::string text = data.empty() ? default_corpus() : read_text_file(data);
   const PositionAblation a = position_ablation(model, split_tokens(tok.encode(text)).val, seed);
-  fmt::print("positional table check (val loss over every block of the val split):\n");
+  fmt::print("positional table check (val loss over the first {} blocks of the val split):\n", a.blocks);
   fmt::print("  as trained         {:.4f}\n  table zeroed       {:.4f}\n  rows shuffled      {:.4f}\n", a.trained,
              a.zeroed, a.shuffled);
 }

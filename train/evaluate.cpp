@@ -58,13 +58,18 @@ double sequential_loss(GPT& model, const std::vector<int32_t>& tokens, int64_t b
   return mean_loss(model, sequential_batches(tokens, batch_size, model.config().block_size));
 }
 
-PositionAblation position_ablation(GPT& model, const std::vector<int32_t>& val, uint64_t seed) {
+PositionAblation position_ablation(GPT& model, const std::vector<int32_t>& val_all, uint64_t seed,
+                                   int64_t max_blocks) {
   EMBER_CHECK(model.transformer->wpe != nullptr, "ablation: the model has no learned positional table (pos is {})",
               pos_kind_name(model.config().pos));
   Tensor table = model.transformer->wpe->weight;
   const std::vector<float> saved = table.to_vector();
   const int64_t rows = table.size(0), C = table.size(1);
+  const int64_t T = model.config().block_size;
+  const auto n = static_cast<int64_t>(std::min<size_t>(val_all.size(), static_cast<size_t>(max_blocks * T + 1)));
+  const std::vector<int32_t> val(val_all.begin(), val_all.begin() + n);
   PositionAblation r{};
+  r.blocks = (n - 1) / T;
   r.trained = sequential_loss(model, val);
   std::fill(table.data(), table.data() + table.numel(), 0.0f);
   r.zeroed = sequential_loss(model, val);

@@ -16,11 +16,16 @@ double mean_loss(GPT& model, const std::vector<Batch>& batches);
 double sequential_loss(GPT& model, const std::vector<int32_t>& tokens, int64_t batch_size = 32);
 
 // Val loss as trained, with the learned positional table zeroed, and with its
-// rows shuffled (seeded). The model is restored afterwards. Learned pos only.
+// rows shuffled (seeded), each over the first `max_blocks` non-overlapping
+// blocks of `val` (enough to separate the three clearly, and three passes over
+// all of tinyshakespeare's val split would add seconds to every run). The
+// model is restored afterwards. Learned pos only.
 struct PositionAblation {
   double trained, zeroed, shuffled;
+  int64_t blocks;  // how many blocks were evaluated
 };
-PositionAblation position_ablation(GPT& model, const std::vector<int32_t>& val, uint64_t seed);
+PositionAblation position_ablation(GPT& model, const std::vector<int32_t>& val, uint64_t seed,
+                                   int64_t max_blocks = 512);
 
 // Appends n tokens after `prompt` (cropped to the last block_size tokens as
 // context), sampling softmax(logits / temperature) restricted to the top_k

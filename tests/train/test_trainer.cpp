@@ -146,3 +146,30 @@ TEST_CASE("sample: seeded sampling is deterministic and top-k 1 is greedy") {
   }
   CHECK_THROWS_WITH_AS(generate(model, prompt, 5, 0.0, 0, g1), "sample: temperature must be > 0, got 0", Error);
 }
+
+TEST_CASE("position_ablation: evaluates zeroed and shuffled tables, then restores the model") {
+  GPTConfig c;
+  c.vocab_size = 13;
+  c.block_size = 8;
+  c.n_layer = 1;
+  c.n_head = 2;
+  c.n_embd = 16;
+  GPT model(c, 4);
+  // Scale the positional table up so that it matters to a random model.
+  Tensor wpe = model.transformer->wpe->weight;
+  for (int64_t i = 0; i < wpe.numel(); ++i) wpe.data()[i] *= 50.0f;
+  const std::vector<float> before = wpe.to_vector();
+  std::vector<int32_t> val(8 * 20 + 1);
+  for (size_t i = 0; i < val.size(); ++i) val[i] = static_cast<int32_t>((i * 7) % 13);
+  const PositionAblation a = position_ablation(model, val, 1, 10);
+  CHECK(a.blocks == 10);
+  CHECK(a.trained == doctest::Approx(sequential_loss(model, std::vector<int32_t>(val.begin(), val.begin() + 81))));
+  CHECK(a.zeroed != a.trained);
+  CHECK(a.shuffled != a.trained);
+  CHECK(wpe.to_vector() == before);  // restored exactly
+  GPTConfig rope = c;
+  rope.pos = PosKind::Rope;
+  GPT no_table(rope);
+  CHECK_THROWS_WITH_AS(position_ablation(no_table, val, 1),
+                       "ablation: the model has no learned positional table (pos is rope)", Error);
+}
