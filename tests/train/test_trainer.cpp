@@ -46,6 +46,17 @@ TrainConfig tiny_run(const std::string& out, int64_t max_iters) {
   return c;
 }
 
+// A one-layer model small enough to evaluate and sample from in microseconds.
+GPTConfig tiny_model() {
+  GPTConfig c;
+  c.vocab_size = 13;
+  c.block_size = 8;
+  c.n_layer = 1;
+  c.n_head = 2;
+  c.n_embd = 16;
+  return c;
+}
+
 }  // namespace
 
 TEST_CASE("data: windows have y equal to x shifted by one, reproducibly from a seed") {
@@ -122,12 +133,7 @@ TEST_CASE("resume: a torn checkpoint (files from different steps) is refused") {
 }
 
 TEST_CASE("sample: seeded sampling is deterministic and top-k 1 is greedy") {
-  GPTConfig c;
-  c.vocab_size = 13;
-  c.block_size = 8;
-  c.n_layer = 1;
-  c.n_head = 2;
-  c.n_embd = 16;
+  const GPTConfig c = tiny_model();
   GPT model(c, 3);
   Generator g1(9), g2(9), g3(10);
   const std::vector<int32_t> prompt{1, 2, 3};
@@ -148,12 +154,7 @@ TEST_CASE("sample: seeded sampling is deterministic and top-k 1 is greedy") {
 }
 
 TEST_CASE("position_ablation: evaluates zeroed and shuffled tables, then restores the model") {
-  GPTConfig c;
-  c.vocab_size = 13;
-  c.block_size = 8;
-  c.n_layer = 1;
-  c.n_head = 2;
-  c.n_embd = 16;
+  const GPTConfig c = tiny_model();
   GPT model(c, 4);
   // Scale the positional table up so that it matters to a random model.
   Tensor wpe = model.transformer->wpe->weight;
