@@ -53,7 +53,8 @@ void load_data(Run& run) {
               run.data.val.size(), need);
 }
 
-void make_optimizer(Run& run) {
+// The per-step machinery: one weight-sharing replica per extra thread, and AdamW.
+void make_step_machinery(Run& run) {
   run.parallel = std::make_unique<DataParallel>(*run.model);
   run.optimizer = std::make_unique<AdamW>(decay_groups(run.model->named_parameters(), run.cfg.weight_decay),
                                           run.cfg.lr, run.cfg.beta1, run.cfg.beta2);
@@ -169,7 +170,7 @@ TrainResult train(const TrainConfig& cfg) {
   load_data(run);
   run.cfg.model.vocab_size = run.tokenizer->vocab_size();
   run.model = std::make_unique<GPT>(run.cfg.model, cfg.seed);
-  make_optimizer(run);
+  make_step_machinery(run);
   if (!cfg.quiet)
     fmt::print("ember: {} parameters, {} train / {} val tokens, vocabulary {} ({})\n", run.model->num_parameters(),
                run.data.train.size(), run.data.val.size(), run.tokenizer->vocab_size(), run.tokenizer->kind());
@@ -188,7 +189,7 @@ TrainResult resume(const std::string& dir, int64_t max_iters, bool quiet) {
   run.cfg.out = dir;
   if (max_iters > 0) run.cfg.max_iters = max_iters;
   run.cfg.quiet = quiet;
-  make_optimizer(run);
+  make_step_machinery(run);
   const TrainerState s = load_training_state(dir, *run.optimizer);
   run.step = s.step;
   run.data_gen.set_state(s.data_rng);
