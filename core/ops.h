@@ -65,6 +65,11 @@ Tensor matmul(const Tensor& a, const Tensor& b);
 // bias may be undefined.
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias);
 
+// ---- core/ops/gelu_linear.cpp ----
+// linear(gelu(u), weight, bias) without keeping gelu(u) for backward, which
+// recomputes it: the MLP's output projection at a fraction of the memory.
+Tensor gelu_linear(const Tensor& u, const Tensor& weight, const Tensor& bias, GeluApprox approx = GeluApprox::None);
+
 // ---- core/ops/view.cpp: the view ops are Tensor members (tensor.h); also ----
 Tensor cat(const std::vector<Tensor>& tensors, int64_t dim);
 Tensor stack(const std::vector<Tensor>& tensors, int64_t dim);

@@ -31,7 +31,8 @@ MLP::MLP(int64_t n_embd, bool bias, float dropout_p, float proj_init_std, Genera
 }
 
 Tensor MLP::forward(const Tensor& x, Generator* gen) const {
-  return drop->forward(c_proj->forward(gelu(c_fc->forward(x))), gen);
+  // c_proj(gelu(h)) fused: gelu's output is recomputed in backward, not kept.
+  return drop->forward(gelu_linear(c_fc->forward(x), c_proj->weight, c_proj->bias), gen);
 }
 
 }  // namespace ember

@@ -2,7 +2,7 @@
 // gelu (exact erf form and the tanh approximation GPT-2 used).
 #include "core/autograd.h"
 #include "core/ops.h"
-#include "core/ops/fastmath.h"
+#include "core/ops/gelu.h"
 #include "core/ops/strided.h"
 
 #include <cmath>
@@ -13,10 +13,6 @@ namespace {
 using detail::map_binary;
 using detail::map_unary;
 
-constexpr float kSqrt2OverPi = 0.7978845608028654f;  // sqrt(2/pi)
-constexpr float kInvSqrt2 = 0.7071067811865476f;     // 1/sqrt(2)
-constexpr float kInvSqrt2Pi = 0.3989422804014327f;   // 1/sqrt(2 pi)
-constexpr float kGeluCubic = 0.044715f;
 
 // Backward functions get the input as inputs[0] and, where cheaper, the
 // output as saved[0] (detached, so the node does not own its own output).
@@ -46,27 +42,11 @@ void relu_backward(Node& n, const Tensor& g, std::vector<Tensor>& gi) {
   gi[0] = map_binary("relu", g, n.inputs[0], [](float gv, float x) { return x > 0.0f ? gv : 0.0f; });
 }
 
-// Exact: y = x Phi(x), Phi the standard normal CDF, so dy/dx = Phi(x) + x phi(x)
-// with phi the standard normal density.
-[[gnu::always_inline]] inline float gelu_exact(float x) { return x * detail::normal_cdf_fast(x); }
-[[gnu::always_inline]] inline float gelu_exact_grad(float x) {
-  return detail::normal_cdf_fast(x) + x * kInvSqrt2Pi * detail::exp_fast(-0.5f * x * x);
-}
-// Tanh form: y = x/2 (1 + tanh u), u = sqrt(2/pi)(x + 0.044715 x^3). Since
-// (1 + tanh u)/2 = s = sigmoid(2u), y = x s, and with 1 - tanh^2 u = 4 s (1 - s),
-// dy/dx = s + 2 x s (1 - s) sqrt(2/pi)(1 + 3 * 0.044715 x^2). The sigmoid form
-// keeps the left tail accurate, where 1 + tanh u would cancel.
-[[gnu::always_inline]] inline float gelu_tanh(float x) { return x * detail::sigmoid_fast(2.0f * kSqrt2OverPi * (x + kGeluCubic * x * x * x)); }
-[[gnu::always_inline]] inline float gelu_tanh_grad(float x) {
-  const float e = detail::exp_fast(-2.0f * kSqrt2OverPi * (x + kGeluCubic * x * x * x));
-  const float s = 1.0f / (1.0f + e), one_minus_s = e * s;  // not 1 - s, which cancels for large x
-  return s + 2.0f * x * s * one_minus_s * kSqrt2OverPi * (1.0f + 3.0f * kGeluCubic * x * x);
-}
 void gelu_backward(Node& n, const Tensor& g, std::vector<Tensor>& gi) {
   if (n.ints[0] == static_cast<int64_t>(GeluApprox::Tanh))
-    gi[0] = map_binary("gelu", g, n.inputs[0], [](float gv, float x) { return gv * gelu_tanh_grad(x); });
+    gi[0] = map_binary("gelu", g, n.inputs[0], [](float gv, float x) { return gv * detail::gelu_tanh_grad(x); });
   else
-    gi[0] = map_binary("gelu", g, n.inputs[0], [](float gv, float x) { return gv * gelu_exact_grad(x); });
+    gi[0] = map_binary("gelu", g, n.inputs[0], [](float gv, float x) { return gv * detail::gelu_exact_grad(x); });
 }
 
 // Records `op` on out; `keep_output` saves a detached handle to the result.
@@ -99,8 +79,8 @@ Tensor relu(const Tensor& a) {
 }
 Tensor gelu(const Tensor& a, GeluApprox approx) {
   // Lambdas, not function pointers, so the kernel inlines and vectorises.
-  Tensor out = approx == GeluApprox::Tanh ? map_unary(a, [](float x) { return gelu_tanh(x); })
-                                          : map_unary(a, [](float x) { return gelu_exact(x); });
+  Tensor out = approx == GeluApprox::Tanh ? map_unary(a, [](float x) { return detail::gelu_tanh(x); })
+                                          : map_unary(a, [](float x) { return detail::gelu_exact(x); });
   if (Node* n = record(out, "gelu", gelu_backward, {a})) n->ints = {static_cast<int64_t>(approx)};
   return out;
 }
