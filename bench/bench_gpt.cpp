@@ -2,21 +2,21 @@
 // config S or M (or the seed's input layer with --input-layer) and prints one
 // JSON line in bench/torch_bench.py's schema, so run_bench.py can set the two
 // side by side. Run: build/bench/bench_gpt --config S --steps 30 --warmup 3
-#include "core/ember.h"
-#include "core/parallel.h"
-#include "nn/gpt.h"
-#include "train/data_parallel.h"
-#include "train/optim.h"
-
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <sys/resource.h>
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <string>
 #include <vector>
+
+#include "core/ember.h"
+#include "core/parallel.h"
+#include "nn/gpt.h"
+#include "train/data_parallel.h"
+#include "train/optim.h"
 
 using namespace ember;
 
@@ -136,10 +136,9 @@ std::string bench_input_layer(const Options& opt) {
     wpe.zero_grad();
   };
   const double med = time_steps(step, opt.warmup, opt.steps);
-  return fmt::format(
-      R"({{"impl": "ember", "config": "input_layer", "median_ms": {:.4f}, "tokens_per_s": {:.1f}, )"
-      R"("peak_rss_mb": {:.1f}, "steps": {}, "threads": {}}})",
-      med * 1e3, B * T / med, peak_rss_mb(), opt.steps, num_threads());
+  return fmt::format(R"({{"impl": "ember", "config": "input_layer", "median_ms": {:.4f}, "tokens_per_s": {:.1f}, )"
+                     R"("peak_rss_mb": {:.1f}, "steps": {}, "threads": {}}})",
+                     med * 1e3, B * T / med, peak_rss_mb(), opt.steps, num_threads());
 }
 
 }  // namespace
@@ -149,10 +148,10 @@ int main(int argc, char** argv) {
   CLI::App app{"ember CPU training-step benchmark (PyTorch's side: bench/torch_bench.py)"};
   app.add_option("--config", opt.config, "model size")->check(CLI::IsMember({"S", "M"}))->capture_default_str();
   app.add_option("--steps", opt.steps, "timed steps")->check(CLI::Range(1, 1000000))->capture_default_str();
-  app.add_option("--warmup", opt.warmup, "untimed warm-up steps")->check(CLI::Range(0, 1000000))
-      ->capture_default_str();
+  app.add_option("--warmup", opt.warmup, "untimed warm-up steps")->check(CLI::Range(0, 1000000))->capture_default_str();
   app.add_option("--threads", opt.threads, "threads (0: EMBER_NUM_THREADS, else all cores)")
-      ->check(CLI::Range(0, 1024))->capture_default_str();
+      ->check(CLI::Range(0, 1024))
+      ->capture_default_str();
   app.add_option("--seed", opt.seed, "seed for the weights and the random batches")->capture_default_str();
   app.add_flag("--input-layer", opt.input_layer, "time the seed's input layer (embedding + positions) instead");
   try {

@@ -2,10 +2,10 @@
 // through ember's threaded detail::sgemm, and a plain FMA loop's GFLOP/s on all
 // cores (the arithmetic peak no kernel can beat). Prints one JSON line, so
 // run_bench.py can say what share of either a training step reaches.
+#include <fmt/format.h>
+
 #include "core/ops/blas.h"
 #include "core/parallel.h"
-
-#include <fmt/format.h>
 
 #if defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>

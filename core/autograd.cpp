@@ -2,13 +2,13 @@
 // deal with gradients.
 #include "core/autograd.h"
 
-#include "core/ops.h"
-#include "core/ops/strided.h"
-
 #include <fmt/format.h>
 
 #include <atomic>
 #include <unordered_set>
+
+#include "core/ops.h"
+#include "core/ops/strided.h"
 
 namespace ember {
 namespace {

@@ -9,10 +9,10 @@
 // cycles and nothing leaks.
 #pragma once
 
-#include "core/tensor.h"
-
 #include <cstdint>
 #include <vector>
+
+#include "core/tensor.h"
 
 namespace ember {
 
@@ -23,8 +23,8 @@ struct Node;
 using BackwardFn = void (*)(Node& node, const Tensor& grad_out, std::vector<Tensor>& grad_in);
 
 struct Node {
-  const char* op = "";       // the op's name, e.g. "matmul"
-  uint64_t seq = 0;          // creation order: `break matmul_backward if node.seq == 42`
+  const char* op = "";  // the op's name, e.g. "matmul"
+  uint64_t seq = 0;     // creation order: `break matmul_backward if node.seq == 42`
   BackwardFn backward = nullptr;
   std::vector<Tensor> inputs;  // in the op's argument order
   std::vector<Tensor> saved;   // extra tensors forward kept (detached)
@@ -34,9 +34,9 @@ struct Node {
   Shape out_shape;             // shape of the output, checked against grad_out
 
   // Engine state.
-  Tensor grad_out_sum;                // gradient arriving from consumers during backward
-  std::weak_ptr<TensorImpl> output;   // set only when the output called retain_grad()
-  bool released = false;              // saved state freed by a backward without retain_graph
+  Tensor grad_out_sum;               // gradient arriving from consumers during backward
+  std::weak_ptr<TensorImpl> output;  // set only when the output called retain_grad()
+  bool released = false;             // saved state freed by a backward without retain_graph
 
   bool needs_grad(size_t i) const { return i < inputs.size() && inputs[i].requires_grad(); }
   ~Node();  // unlinks long chains iteratively, so destroying them cannot overflow the stack

@@ -24,7 +24,7 @@ template <typename... Args>
 
 // EMBER_CHECK(cond, "op: rule broken: {} vs {}", a, b) throws ember::Error when
 // cond is false. A macro so the format arguments are only evaluated on failure.
-#define EMBER_CHECK(cond, ...)          \
-  do {                                  \
+#define EMBER_CHECK(cond, ...)               \
+  do {                                       \
     if (!(cond)) ::ember::fail(__VA_ARGS__); \
   } while (0)

@@ -2,9 +2,9 @@
 // abbreviated when large) and fmt::print("{}", ids) an IntTensor.
 #pragma once
 
-#include "core/tensor.h"
-
 #include <fmt/format.h>
+
+#include "core/tensor.h"
 
 template <>
 struct fmt::formatter<ember::Tensor> : fmt::formatter<std::string_view> {

@@ -2,9 +2,9 @@
 // Box-Muller transform for normal draws.
 #include "core/generator.h"
 
-#include "core/error.h"
-
 #include <cmath>
+
+#include "core/error.h"
 
 namespace ember {
 namespace {

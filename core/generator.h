@@ -14,8 +14,8 @@ class Generator {
   void seed(uint64_t seed);
 
   uint64_t next_u64();
-  float uniform();                      // [0, 1)
-  float normal(float mean, float std);  // Box-Muller
+  float uniform();                             // [0, 1)
+  float normal(float mean, float std);         // Box-Muller
   int64_t randint(int64_t low, int64_t high);  // [low, high)
 
   struct State {

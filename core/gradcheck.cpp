@@ -2,12 +2,12 @@
 // differences of a random projection of the output.
 #include "core/gradcheck.h"
 
-#include "core/autograd.h"
-#include "core/ops.h"
-
 #include <fmt/format.h>
 
 #include <cmath>
+
+#include "core/autograd.h"
+#include "core/ops.h"
 
 namespace ember {
 namespace {
@@ -18,7 +18,6 @@ double projected(const Tensor& out, const std::vector<float>& w) {
   for (size_t i = 0; i < v.size(); ++i) s += static_cast<double>(v[i]) * w[i];
   return s;
 }
-
 
 }  // namespace
 

@@ -3,11 +3,11 @@
 // reusable by anyone adding an op.
 #pragma once
 
-#include "core/tensor.h"
-
 #include <functional>
 #include <string>
 #include <vector>
+
+#include "core/tensor.h"
 
 namespace ember {
 

@@ -4,9 +4,9 @@
 // as NumPy and PyTorch do.
 #pragma once
 
-#include "core/tensor.h"
-
 #include <vector>
+
+#include "core/tensor.h"
 
 namespace ember {
 

@@ -1,10 +1,10 @@
 // Shape helpers: element counts, strides, dim wrapping and broadcasting.
 #include "core/shape.h"
 
-#include "core/error.h"
-
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+
+#include "core/error.h"
 
 namespace ember {
 

@@ -4,14 +4,14 @@
 // use-after-free is still caught.
 #include "core/storage.h"
 
-#include "core/error.h"
-
 #include <algorithm>
 #include <cstdlib>
 #include <mutex>
 #include <new>
 #include <unordered_map>
 #include <vector>
+
+#include "core/error.h"
 
 namespace ember {
 namespace {

@@ -2,11 +2,11 @@
 // members live in core/ops/view.cpp; autograd members in core/autograd.cpp.
 #include "core/tensor.h"
 
-#include "core/autograd.h"
-
 #include <fmt/format.h>
 
 #include <cmath>
+
+#include "core/autograd.h"
 
 namespace ember {
 
@@ -179,8 +179,10 @@ std::string Tensor::str() const {
     append_values(s, *this, 0, 0, numel() > 1000);
   s += fmt::format(", shape={}", shape_str(shape()));
   if (!name().empty()) s += fmt::format(", name={}", name());
-  if (grad_fn()) s += fmt::format(", grad_fn={}", grad_fn()->op);
-  else if (requires_grad()) s += ", requires_grad=true";
+  if (grad_fn())
+    s += fmt::format(", grad_fn={}", grad_fn()->op);
+  else if (requires_grad())
+    s += ", requires_grad=true";
   return s + ")";
 }
 

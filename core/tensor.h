@@ -9,15 +9,15 @@
 // array with a shape (value semantics: copying it copies the ids).
 #pragma once
 
-#include "core/error.h"
-#include "core/generator.h"
-#include "core/shape.h"
-#include "core/storage.h"
-
 #include <initializer_list>
 #include <memory>
 #include <string>
 #include <vector>
+
+#include "core/error.h"
+#include "core/generator.h"
+#include "core/shape.h"
+#include "core/storage.h"
 
 namespace ember {
 
@@ -69,10 +69,10 @@ class Tensor {
   void set_grad(const Tensor& g);
   const std::shared_ptr<Node>& grad_fn() const;
   bool is_leaf() const;
-  void retain_grad();  // also keep .grad on a non-leaf, as in PyTorch
-  void backward(bool retain_graph = false) const;                              // from a scalar
+  void retain_grad();                              // also keep .grad on a non-leaf, as in PyTorch
+  void backward(bool retain_graph = false) const;  // from a scalar
   void backward(const Tensor& grad_output, bool retain_graph = false) const;  // from any shape
-  Tensor detach() const;  // shares data, no history
+  Tensor detach() const;                                                      // shares data, no history
 
   // Debugging name: parameters carry dotted names (transformer.wpe.weight).
   const std::string& name() const;
@@ -104,8 +104,8 @@ struct TensorImpl {
   int64_t offset = 0;
   bool requires_grad = false;
   bool retains_grad = false;
-  Tensor grad;                      // same shape, contiguous; allocated by the first backward
-  std::shared_ptr<Node> grad_fn;    // the op that made this tensor; null for leaves
+  Tensor grad;                    // same shape, contiguous; allocated by the first backward
+  std::shared_ptr<Node> grad_fn;  // the op that made this tensor; null for leaves
   std::string name;
 };
 
@@ -119,7 +119,7 @@ Tensor ones_like(const Tensor& t);
 Tensor arange(float end);
 Tensor arange(float start, float end, float step = 1.0f);
 Tensor tensor(const Shape& shape, const std::vector<float>& values);  // row-major values
-Tensor scalar_tensor(float value);                                     // shape []
+Tensor scalar_tensor(float value);                                    // shape []
 Tensor randn(const Shape& shape, Generator* gen = nullptr);
 Tensor rand(const Shape& shape, Generator* gen = nullptr);  // uniform [0, 1)
 Tensor normal(const Shape& shape, float mean, float std, Generator* gen = nullptr);

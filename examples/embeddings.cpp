@@ -1,14 +1,14 @@
 // The seed walkthrough: a GPT's input layer, step by step. Token embeddings
 // plus a learned positional embedding, summed by broadcasting, and where the
 // gradient of a loss lands in both tables. Run: build/embeddings
-#include "core/ember.h"
-#include "nn/positional.h"
-#include "nn/layers.h"
-
 #include <fmt/format.h>
 
 #include <cmath>
 #include <set>
+
+#include "core/ember.h"
+#include "nn/layers.h"
+#include "nn/positional.h"
 
 using namespace ember;
 
@@ -36,8 +36,8 @@ Tensor row(const Tensor& t, int64_t b, int64_t pos) { return t.narrow(0, b, 1).n
 int main() {
   try {
     Generator gen(1337);
-    Embedding wte(V, C, gen);                // token table [V, C]
-    PositionalEmbedding wpe(T, C, gen);      // positional table [T, C]
+    Embedding wte(V, C, gen);            // token table [V, C]
+    PositionalEmbedding wpe(T, C, gen);  // positional table [T, C]
 
     // Batch: row 0 is "A killed B the", row 1 "B killed A the"; the rest are other ids.
     std::vector<int64_t> ids_v = {kA, kKilled, kB, kThe, kB, kKilled, kA, kThe};
@@ -66,10 +66,8 @@ int main() {
     const Tensor bag0 = sum(tok.narrow(0, 0, 1), {1}), bag1 = sum(tok.narrow(0, 1, 1), {1});
     const Tensor in0 = x.narrow(0, 0, 1), in1 = x.narrow(0, 1, 1);
     fmt::print("4. 'A killed B' vs 'B killed A':\n");
-    fmt::print("   sum of token embeddings differs by   {:.6f}  (the same set of vectors)\n",
-               max_abs_diff(bag0, bag1));
-    fmt::print("   input embeddings differ by           {:.6f}  (order is now visible)\n\n",
-               max_abs_diff(in0, in1));
+    fmt::print("   sum of token embeddings differs by   {:.6f}  (the same set of vectors)\n", max_abs_diff(bag0, bag1));
+    fmt::print("   input embeddings differ by           {:.6f}  (order is now visible)\n\n", max_abs_diff(in0, in1));
 
     // A small loss, then one backward pass through both tables.
     Tensor loss = mean(mul(x, x));
@@ -83,11 +81,11 @@ int main() {
           break;
         }
     fmt::print("5. loss = mean(x^2) = {:.6f}; backward reaches both tables.\n", loss.item());
-    fmt::print("   rows of wte with a non-zero gradient: {} of {} (the {} distinct ids in the batch)\n",
-               touched.size(), V, std::set<int64_t>(ids_v.begin(), ids_v.end()).size());
+    fmt::print("   rows of wte with a non-zero gradient: {} of {} (the {} distinct ids in the batch)\n", touched.size(),
+               V, std::set<int64_t>(ids_v.begin(), ids_v.end()).size());
     const Tensor batch_sum = sum(g_x, {0});  // [T,C]: upstream gradient summed over the batch
-    fmt::print("   wpe.grad {} vs sum over the batch of dloss/dx {}: max difference {:.3g}\n",
-               shape_str(g_pos.shape()), shape_str(batch_sum.shape()), max_abs_diff(g_pos, batch_sum));
+    fmt::print("   wpe.grad {} vs sum over the batch of dloss/dx {}: max difference {:.3g}\n", shape_str(g_pos.shape()),
+               shape_str(batch_sum.shape()), max_abs_diff(g_pos, batch_sum));
     fmt::print("   so each positional row learns from every sequence at its position.\n");
     return 0;
   } catch (const Error& e) {

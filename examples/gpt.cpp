@@ -3,6 +3,11 @@
 //   gpt sample --ckpt DIR [--prompt TEXT] [--tokens N] [--temperature X] [--top-k K] [--seed S]
 //   gpt eval --ckpt DIR --data FILE [--dump-logits FILE]
 // Errors print one line on stderr and exit with code 2.
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+
 #include "core/autograd.h"
 #include "core/parallel.h"
 #include "train/checkpoint.h"
@@ -11,10 +16,6 @@
 #include "train/evaluate.h"
 #include "train/safetensors.h"
 #include "train/trainer.h"
-
-#include <CLI/CLI.hpp>
-#include <fmt/format.h>
-#include <unistd.h>
 
 using namespace ember;
 

@@ -13,8 +13,8 @@ CausalSelfAttention::CausalSelfAttention(const AttentionConfig& cfg, Generator& 
   EMBER_CHECK(cfg.pos != PosKind::Rope || (cfg.n_embd / cfg.n_head) % 2 == 0,
               "CausalSelfAttention: rope needs an even head size, got {}", cfg.n_embd / cfg.n_head);
   c_attn = register_module("c_attn", std::make_shared<Linear>(cfg.n_embd, 3 * cfg.n_embd, cfg.bias, gen));
-  c_proj = register_module("c_proj",
-                           std::make_shared<Linear>(cfg.n_embd, cfg.n_embd, cfg.bias, gen, cfg.proj_init_std));
+  c_proj =
+      register_module("c_proj", std::make_shared<Linear>(cfg.n_embd, cfg.n_embd, cfg.bias, gen, cfg.proj_init_std));
   attn_drop = register_module("attn_dropout", std::make_shared<Dropout>(cfg.dropout));
   resid_drop = register_module("resid_dropout", std::make_shared<Dropout>(cfg.dropout));
   if (pos_ == PosKind::Alibi) {
@@ -38,7 +38,7 @@ Tensor attention_unfused(const Tensor& qkv, int64_t H, const Tensor& alibi_slope
                          Generator* gen) {
   const int64_t B = qkv.size(0), T = qkv.size(1), C = qkv.size(2) / 3, D = C / H;
   auto heads = [&](int64_t part) { return qkv.narrow(2, part * C, C).view({B, T, H, D}).transpose(1, 2); };
-  const Tensor q = heads(0), k = heads(1), v = heads(2);  // [B,H,T,D]
+  const Tensor q = heads(0), k = heads(1), v = heads(2);                                      // [B,H,T,D]
   Tensor att = mul(matmul(q, k.transpose(-2, -1)), 1.0f / std::sqrt(static_cast<float>(D)));  // [B,H,T,T]
   if (alibi_slopes.defined()) {
     Tensor bias = empty({H, T, T});

@@ -35,7 +35,7 @@ class CausalSelfAttention : public Module {
 // Attention written op by op (matmul, masked_fill, softmax, dropout, matmul),
 // as the PyTorch reference does: qkv [B,T,3C] -> y [B,T,C]. The fused op must
 // agree with it; tests check that.
-Tensor attention_unfused(const Tensor& qkv, int64_t n_head, const Tensor& alibi_slopes, float dropout_p,
-                         bool training, Generator* gen = nullptr);
+Tensor attention_unfused(const Tensor& qkv, int64_t n_head, const Tensor& alibi_slopes, float dropout_p, bool training,
+                         Generator* gen = nullptr);
 
 }  // namespace ember

@@ -19,9 +19,7 @@ namespace {
 
 // GPT-2 scales the init of each residual projection by 1/sqrt(2 n_layer), so
 // the residual stream's variance does not grow with depth.
-float residual_init_std(const GPTConfig& cfg) {
-  return kInitStd / std::sqrt(2.0f * static_cast<float>(cfg.n_layer));
-}
+float residual_init_std(const GPTConfig& cfg) { return kInitStd / std::sqrt(2.0f * static_cast<float>(cfg.n_layer)); }
 
 }  // namespace
 
@@ -66,7 +64,7 @@ Tensor GPT::input_embeddings(const IntTensor& idx) const {
   EMBER_CHECK(idx.dim() == 2, "GPT: token ids must be [B, T], got {}", shape_str(idx.shape));
   const int64_t T = idx.size(1);
   EMBER_CHECK(T >= 1 && T <= cfg_.block_size, "GPT: sequence length {} exceeds block_size {}", T, cfg_.block_size);
-  const Tensor tok = transformer->wte->forward(idx);  // [B,T,C]
+  const Tensor tok = transformer->wte->forward(idx);                    // [B,T,C]
   if (transformer->wpe) return add(tok, transformer->wpe->forward(T));  // + [T,C], broadcast over B
   if (transformer->pe) return add(tok, transformer->pe->forward(T));
   return tok;
@@ -79,8 +77,6 @@ Tensor GPT::forward(const IntTensor& idx) const {
   return lm_head->forward(transformer->ln_f->forward(x));
 }
 
-Tensor GPT::loss(const Tensor& logits, const IntTensor& targets) const {
-  return cross_entropy(logits, targets, -1);
-}
+Tensor GPT::loss(const Tensor& logits, const IntTensor& targets) const { return cross_entropy(logits, targets, -1); }
 
 }  // namespace ember

@@ -20,7 +20,7 @@ struct GPTConfig {
   bool bias = false;        // biases in Linear and LayerNorm layers
   bool tie_weights = true;  // lm_head.weight is transformer.wte.weight
   PosKind pos = PosKind::Learned;
-  void validate() const;    // clear Error on inconsistent sizes
+  void validate() const;  // clear Error on inconsistent sizes
 };
 
 // x = x + attn(ln_1(x)); x = x + mlp(ln_2(x))
@@ -38,8 +38,8 @@ class Transformer : public Module {
  public:
   Transformer(const GPTConfig& cfg, Generator& gen);
   std::shared_ptr<Embedding> wte;
-  std::shared_ptr<PositionalEmbedding> wpe;   // pos == learned only
-  std::shared_ptr<SinusoidalEncoding> pe;     // pos == sinusoidal only
+  std::shared_ptr<PositionalEmbedding> wpe;  // pos == learned only
+  std::shared_ptr<SinusoidalEncoding> pe;    // pos == sinusoidal only
   std::shared_ptr<Dropout> drop;
   std::shared_ptr<ModuleList<Block>> h;
   std::shared_ptr<LayerNorm> ln_f;

@@ -20,9 +20,7 @@ LayerNorm::LayerNorm(int64_t dim, bool has_bias, float eps_) : eps(eps_) {
   if (has_bias) bias = register_parameter("bias", zeros({dim}));
 }
 
-Dropout::Dropout(float p_) : p(p_) {
-  EMBER_CHECK(p >= 0.0f && p < 1.0f, "Dropout: p must be in [0, 1), got {}", p);
-}
+Dropout::Dropout(float p_) : p(p_) { EMBER_CHECK(p >= 0.0f && p < 1.0f, "Dropout: p must be in [0, 1), got {}", p); }
 
 MLP::MLP(int64_t n_embd, bool bias, float dropout_p, float proj_init_std, Generator& gen) {
   c_fc = register_module("c_fc", std::make_shared<Linear>(n_embd, 4 * n_embd, bias, gen));

@@ -14,15 +14,15 @@ class Linear : public Module {
  public:
   Linear(int64_t in, int64_t out, bool bias, Generator& gen, float init_std = kInitStd);
   Tensor forward(const Tensor& x) const { return linear(x, weight, bias); }  // [..., in] -> [..., out]
-  Tensor weight;  // [out, in]
-  Tensor bias;    // [out], or undefined
+  Tensor weight;                                                             // [out, in]
+  Tensor bias;                                                               // [out], or undefined
 };
 
 class Embedding : public Module {
  public:
   Embedding(int64_t num, int64_t dim, Generator& gen, float init_std = kInitStd);
   Tensor forward(const IntTensor& ids) const { return embedding(weight, ids); }  // [...] -> [..., dim]
-  Tensor weight;  // [num, dim]
+  Tensor weight;                                                                 // [num, dim]
 };
 
 class LayerNorm : public Module {

@@ -1,9 +1,9 @@
 // Module: parameter registration, hierarchical names, state dicts, modes.
 #include "nn/module.h"
 
-#include "core/error.h"
-
 #include <set>
+
+#include "core/error.h"
 
 namespace ember {
 
@@ -61,8 +61,7 @@ void Module::load_state_dict(const std::map<std::string, Tensor>& state) {
   for (const auto& [name, t] : mine) {
     expected.insert(name);
     auto it = state.find(name);
-    EMBER_CHECK(it != state.end(), "load_state_dict: missing key '{}' (expected shape {})", name,
-                shape_str(t.shape()));
+    EMBER_CHECK(it != state.end(), "load_state_dict: missing key '{}' (expected shape {})", name, shape_str(t.shape()));
     EMBER_CHECK(it->second.shape() == t.shape(), "load_state_dict: key '{}' has shape {} but the model expects {}",
                 name, shape_str(it->second.shape()), shape_str(t.shape()));
   }

@@ -4,13 +4,13 @@
 // a PyTorch model's. Modules are held by std::shared_ptr and not copied.
 #pragma once
 
-#include "core/tensor.h"
-
 #include <map>
 #include <memory>
 #include <string>
 #include <utility>
 #include <vector>
+
+#include "core/tensor.h"
 
 namespace ember {
 

@@ -1,9 +1,9 @@
 // The positional encodings: learned table, sinusoidal table, ALiBi slopes.
 #include "nn/positional.h"
 
-#include "core/error.h"
-
 #include <cmath>
+
+#include "core/error.h"
 
 namespace ember {
 
@@ -18,18 +18,23 @@ PosKind parse_pos_kind(const std::string& name) {
 
 std::string pos_kind_name(PosKind kind) {
   switch (kind) {
-    case PosKind::Learned: return "learned";
-    case PosKind::Sinusoidal: return "sinusoidal";
-    case PosKind::Rope: return "rope";
-    case PosKind::Alibi: return "alibi";
-    case PosKind::None: return "none";
+    case PosKind::Learned:
+      return "learned";
+    case PosKind::Sinusoidal:
+      return "sinusoidal";
+    case PosKind::Rope:
+      return "rope";
+    case PosKind::Alibi:
+      return "alibi";
+    case PosKind::None:
+      return "none";
   }
   return "?";
 }
 
 PositionalEmbedding::PositionalEmbedding(int64_t context_length, int64_t dim, Generator& gen) {
-  EMBER_CHECK(context_length > 0 && dim > 0, "PositionalEmbedding: sizes must be positive, got {} x {}",
-              context_length, dim);
+  EMBER_CHECK(context_length > 0 && dim > 0, "PositionalEmbedding: sizes must be positive, got {} x {}", context_length,
+              dim);
   weight = register_parameter("weight", normal({context_length, dim}, 0.0f, 0.02f, &gen));
 }
 

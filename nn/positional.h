@@ -6,10 +6,10 @@
 //   none        no positional information: the control for experiments
 #pragma once
 
-#include "nn/module.h"
-
 #include <string>
 #include <vector>
+
+#include "nn/module.h"
 
 namespace ember {
 

@@ -2,14 +2,13 @@
 // text into chunks; training merges the most frequent adjacent pair over the
 // unique chunks (weighted by count), updating pair counts incrementally; encoding
 // replays the merges by rank inside each chunk, caching repeated chunks.
-#include "train/tokenizer.h"
-
-#include "core/error.h"
-
 #include <algorithm>
 #include <functional>
 #include <optional>
 #include <queue>
+
+#include "core/error.h"
+#include "train/tokenizer.h"
 
 namespace ember {
 namespace {
@@ -22,9 +21,7 @@ uint64_t pair_key(int32_t left, int32_t right) {
 int32_t key_left(uint64_t key) { return static_cast<int32_t>(key >> 32); }
 int32_t key_right(uint64_t key) { return static_cast<int32_t>(key & 0xFFFFFFFFu); }
 
-bool is_space(unsigned char c) {
-  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
-}
+bool is_space(unsigned char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'; }
 
 // Character classes of the pre-splitter. Bytes >= 0x80 count as letters, so
 // UTF-8 words stay whole and invalid UTF-8 is just more bytes.
@@ -48,9 +45,7 @@ size_t contraction_length(std::string_view text, size_t i) {
 // Length of the chunk that starts at text[i].
 size_t chunk_length(std::string_view text, size_t i) {
   const size_t n = text.size();
-  const auto cls = [&](size_t k) {
-    return class_of(static_cast<unsigned char>(text[k]));
-  };
+  const auto cls = [&](size_t k) { return class_of(static_cast<unsigned char>(text[k])); };
   if (const size_t len = contraction_length(text, i); len > 0) return len;
   // A single space joins the word that follows it: " the", " 42", " --".
   size_t body = i;
@@ -83,9 +78,7 @@ struct HeapEntry {
   int64_t count;
   uint64_t pair;
   // Max-heap on count; on equal counts the smaller pair comes out first.
-  bool operator<(const HeapEntry& o) const {
-    return count != o.count ? count < o.count : pair > o.pair;
-  }
+  bool operator<(const HeapEntry& o) const { return count != o.count ? count < o.count : pair > o.pair; }
 };
 
 // The training state: every distinct chunk as a sequence of ids with its count,
@@ -184,7 +177,8 @@ std::vector<std::string_view> BpeTokenizer::split_chunks(std::string_view text) 
 BpeTokenizer BpeTokenizer::train(std::string_view text, int32_t vocab_size) {
   EMBER_CHECK(vocab_size >= 256 && vocab_size <= kMaxVocabSize,
               "bpe tokenizer: vocab_size {} is outside [256, {}] (ids 0..255 are the raw "
-              "bytes, merges come after)", vocab_size, kMaxVocabSize);
+              "bytes, merges come after)",
+              vocab_size, kMaxVocabSize);
   BpeTrainer trainer(text);
   std::vector<BpeMerge> merges;
   for (int32_t id = 256; id < vocab_size; ++id) {
@@ -198,8 +192,7 @@ BpeTokenizer BpeTokenizer::train(std::string_view text, int32_t vocab_size) {
 
 BpeTokenizer::BpeTokenizer(std::vector<BpeMerge> merges) : merges_(std::move(merges)) {
   EMBER_CHECK(merges_.size() <= static_cast<size_t>(kMaxVocabSize - 256),
-              "bpe tokenizer: {} merges give more than the maximum vocab size {}",
-              merges_.size(), kMaxVocabSize);
+              "bpe tokenizer: {} merges give more than the maximum vocab size {}", merges_.size(), kMaxVocabSize);
   bytes_of_id_.reserve(256 + merges_.size());
   for (int b = 0; b < 256; ++b) bytes_of_id_.emplace_back(1, static_cast<char>(b));
   for (size_t r = 0; r < merges_.size(); ++r) {
@@ -207,10 +200,10 @@ BpeTokenizer::BpeTokenizer(std::vector<BpeMerge> merges) : merges_(std::move(mer
     const int32_t next_id = static_cast<int32_t>(256 + r);
     EMBER_CHECK(left >= 0 && left < next_id && right >= 0 && right < next_id,
                 "bpe tokenizer: merge {} is ({}, {}), but it may only use ids below {} "
-                "(the bytes and earlier merges)", r, left, right, next_id);
+                "(the bytes and earlier merges)",
+                r, left, right, next_id);
     const auto [it, fresh] = rank_of_pair_.emplace(pair_key(left, right), next_id - 256);
-    EMBER_CHECK(fresh, "bpe tokenizer: merge {} repeats merge {}: ({}, {})", r,
-                it->second, left, right);
+    EMBER_CHECK(fresh, "bpe tokenizer: merge {} repeats merge {}: ({}, {})", r, it->second, left, right);
     bytes_of_id_.push_back(bytes_of_id_[left] + bytes_of_id_[right]);
   }
 }
@@ -274,17 +267,14 @@ std::string BpeTokenizer::decode(std::span<const int32_t> ids) const {
   std::string out;
   for (size_t i = 0; i < ids.size(); ++i) {
     const int32_t id = ids[i];
-    EMBER_CHECK(id >= 0 && id < vocab_size(),
-                "bpe tokenizer: id {} at position {} is out of range [0, {})", id, i,
+    EMBER_CHECK(id >= 0 && id < vocab_size(), "bpe tokenizer: id {} at position {} is out of range [0, {})", id, i,
                 vocab_size());
     out += bytes_of_id_[id];
   }
   return out;
 }
 
-int32_t BpeTokenizer::vocab_size() const {
-  return static_cast<int32_t>(bytes_of_id_.size());
-}
+int32_t BpeTokenizer::vocab_size() const { return static_cast<int32_t>(bytes_of_id_.size()); }
 
 std::string BpeTokenizer::kind() const { return "bpe"; }
 
@@ -303,14 +293,14 @@ BpeTokenizer BpeTokenizer::from_json(const nlohmann::json& j) {
   merges.reserve(it->size());
   for (size_t r = 0; r < it->size(); ++r) {
     const nlohmann::json& m = (*it)[r];
-    const bool ok = m.is_array() && m.size() == 2 && m[0].is_number_integer() &&
-                    m[1].is_number_integer();
-    EMBER_CHECK(ok, "bpe tokenizer json: merges[{}] is {}, expected a pair of integer "
-                "ids", r, m.dump());
+    const bool ok = m.is_array() && m.size() == 2 && m[0].is_number_integer() && m[1].is_number_integer();
+    EMBER_CHECK(ok,
+                "bpe tokenizer json: merges[{}] is {}, expected a pair of integer "
+                "ids",
+                r, m.dump());
     const int64_t left = m[0].get<int64_t>(), right = m[1].get<int64_t>();
     EMBER_CHECK(left >= 0 && right >= 0 && left < kMaxVocabSize && right < kMaxVocabSize,
-                "bpe tokenizer json: merges[{}] is {}, ids must be in [0, {})", r,
-                m.dump(), kMaxVocabSize);
+                "bpe tokenizer json: merges[{}] is {}, ids must be in [0, {})", r, m.dump(), kMaxVocabSize);
     merges.push_back({static_cast<int32_t>(left), static_cast<int32_t>(right)});
   }
   return BpeTokenizer(std::move(merges));

@@ -1,12 +1,11 @@
 // CharTokenizer: one token per Unicode code point, with a strict UTF-8 decoder
 // (errors carry the byte offset) and readable character names for messages.
 // Trained on tinyshakespeare it gives nanoGPT's 65-character vocabulary.
-#include "train/tokenizer.h"
-
-#include "core/error.h"
-
 #include <algorithm>
 #include <set>
+
+#include "core/error.h"
+#include "train/tokenizer.h"
 
 namespace ember {
 namespace {
@@ -25,11 +24,19 @@ char32_t next_code_point(std::string_view text, size_t& pos) {
   if (lead < 0x80) return text[pos++];
   size_t len = 0;
   char32_t cp = 0;
-  if (lead >= 0xC2 && lead <= 0xDF) { len = 2; cp = lead & 0x1F; }
-  else if (lead >= 0xE0 && lead <= 0xEF) { len = 3; cp = lead & 0x0F; }
-  else if (lead >= 0xF0 && lead <= 0xF4) { len = 4; cp = lead & 0x07; }
-  else if (lead <= 0xBF) bad_utf8(text, pos, "unexpected continuation byte");
-  else bad_utf8(text, pos, "this byte never starts a UTF-8 sequence");
+  if (lead >= 0xC2 && lead <= 0xDF) {
+    len = 2;
+    cp = lead & 0x1F;
+  } else if (lead >= 0xE0 && lead <= 0xEF) {
+    len = 3;
+    cp = lead & 0x0F;
+  } else if (lead >= 0xF0 && lead <= 0xF4) {
+    len = 4;
+    cp = lead & 0x07;
+  } else if (lead <= 0xBF)
+    bad_utf8(text, pos, "unexpected continuation byte");
+  else
+    bad_utf8(text, pos, "this byte never starts a UTF-8 sequence");
 
   if (pos + len > text.size()) bad_utf8(text, pos, "truncated by the end of the text");
   for (size_t k = 1; k < len; ++k) {
@@ -38,9 +45,12 @@ char32_t next_code_point(std::string_view text, size_t& pos) {
     cp = (cp << 6) | (c & 0x3F);
   }
   const char* why = nullptr;
-  if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000)) why = "overlong encoding";
-  else if (cp >= 0xD800 && cp <= 0xDFFF) why = "UTF-16 surrogate code point";
-  else if (cp > 0x10FFFF) why = "code point above U+10FFFF";
+  if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000))
+    why = "overlong encoding";
+  else if (cp >= 0xD800 && cp <= 0xDFFF)
+    why = "UTF-16 surrogate code point";
+  else if (cp > 0x10FFFF)
+    why = "code point above U+10FFFF";
   if (why != nullptr) bad_utf8(text, pos, why);
   pos += len;
   return cp;
@@ -68,17 +78,20 @@ void append_utf8(std::string& out, char32_t cp) {
 // about a stray newline or NUL stays on one readable line.
 std::string describe(char32_t cp) {
   std::string shown;
-  if (cp == '\n') shown = "\\n";
-  else if (cp == '\t') shown = "\\t";
-  else if (cp == '\r') shown = "\\r";
-  else if (cp < 0x20 || cp == 0x7F) shown = fmt::format("\\x{:02X}", uint32_t{cp});
-  else append_utf8(shown, cp);
+  if (cp == '\n')
+    shown = "\\n";
+  else if (cp == '\t')
+    shown = "\\t";
+  else if (cp == '\r')
+    shown = "\\r";
+  else if (cp < 0x20 || cp == 0x7F)
+    shown = fmt::format("\\x{:02X}", uint32_t{cp});
+  else
+    append_utf8(shown, cp);
   return fmt::format("'{}' (U+{:04X})", shown, static_cast<uint32_t>(cp));
 }
 
-bool is_valid_code_point(char32_t cp) {
-  return cp <= 0x10FFFF && !(cp >= 0xD800 && cp <= 0xDFFF);
-}
+bool is_valid_code_point(char32_t cp) { return cp <= 0x10FFFF && !(cp >= 0xD800 && cp <= 0xDFFF); }
 
 }  // namespace
 
@@ -95,10 +108,13 @@ CharTokenizer::CharTokenizer(std::vector<char32_t> chars) : chars_(std::move(cha
     const char32_t cp = chars_[id];
     EMBER_CHECK(is_valid_code_point(cp),
                 "char tokenizer: vocabulary entry {} is U+{:X}, which is not a valid "
-                "Unicode code point", id, static_cast<uint32_t>(cp));
+                "Unicode code point",
+                id, static_cast<uint32_t>(cp));
     const auto [it, fresh] = id_of_.emplace(cp, static_cast<int32_t>(id));
-    EMBER_CHECK(fresh, "char tokenizer: character {} appears twice in the vocabulary "
-                "(ids {} and {})", describe(cp), it->second, id);
+    EMBER_CHECK(fresh,
+                "char tokenizer: character {} appears twice in the vocabulary "
+                "(ids {} and {})",
+                describe(cp), it->second, id);
   }
 }
 
@@ -110,8 +126,10 @@ std::vector<int32_t> CharTokenizer::encode(std::string_view text) const {
     const char32_t cp = next_code_point(text, pos);
     const auto it = id_of_.find(cp);
     if (it == id_of_.end()) {
-      fail("char tokenizer: character {} at byte offset {} is not in the vocabulary of "
-           "{} characters", describe(cp), start, chars_.size());
+      fail(
+          "char tokenizer: character {} at byte offset {} is not in the vocabulary of "
+          "{} characters",
+          describe(cp), start, chars_.size());
     }
     ids.push_back(it->second);
   }
@@ -123,8 +141,7 @@ std::string CharTokenizer::decode(std::span<const int32_t> ids) const {
   out.reserve(ids.size());
   for (size_t i = 0; i < ids.size(); ++i) {
     const int32_t id = ids[i];
-    EMBER_CHECK(id >= 0 && id < vocab_size(),
-                "char tokenizer: id {} at position {} is out of range [0, {})", id, i,
+    EMBER_CHECK(id >= 0 && id < vocab_size(), "char tokenizer: id {} at position {} is out of range [0, {})", id, i,
                 vocab_size());
     append_utf8(out, chars_[id]);
   }
@@ -153,14 +170,18 @@ CharTokenizer CharTokenizer::from_json(const nlohmann::json& j) {
   std::vector<char32_t> chars;
   for (size_t id = 0; id < it->size(); ++id) {
     const nlohmann::json& entry = (*it)[id];
-    EMBER_CHECK(entry.is_string(), "char tokenizer json: chars[{}] is {}, expected a "
-                "string", id, entry.dump());
+    EMBER_CHECK(entry.is_string(),
+                "char tokenizer json: chars[{}] is {}, expected a "
+                "string",
+                id, entry.dump());
     const std::string& s = entry.get_ref<const std::string&>();
     size_t pos = 0;
     EMBER_CHECK(!s.empty(), "char tokenizer json: chars[{}] is an empty string", id);
     const char32_t cp = next_code_point(s, pos);
-    EMBER_CHECK(pos == s.size(), "char tokenizer json: chars[{}] is \"{}\", which holds "
-                "more than one character", id, s);
+    EMBER_CHECK(pos == s.size(),
+                "char tokenizer json: chars[{}] is \"{}\", which holds "
+                "more than one character",
+                id, s);
     chars.push_back(cp);
   }
   return CharTokenizer(std::move(chars));

@@ -1,11 +1,11 @@
 // Checkpoint directories: safetensors for tensors, JSON for everything else.
 #include "train/checkpoint.h"
 
-#include "core/error.h"
-#include "train/safetensors.h"
-
 #include <filesystem>
 #include <fstream>
+
+#include "core/error.h"
+#include "train/safetensors.h"
 
 namespace ember {
 namespace fs = std::filesystem;
@@ -62,9 +62,15 @@ Generator::State rng_from_json(const nlohmann::json& j) {
 }  // namespace
 
 nlohmann::json config_to_json(const GPTConfig& c) {
-  return {{"vocab_size", c.vocab_size}, {"block_size", c.block_size}, {"n_layer", c.n_layer},
-          {"n_head", c.n_head},         {"n_embd", c.n_embd},         {"dropout", c.dropout},
-          {"bias", c.bias},             {"tie_weights", c.tie_weights}, {"pos", pos_kind_name(c.pos)}};
+  return {{"vocab_size", c.vocab_size},
+          {"block_size", c.block_size},
+          {"n_layer", c.n_layer},
+          {"n_head", c.n_head},
+          {"n_embd", c.n_embd},
+          {"dropout", c.dropout},
+          {"bias", c.bias},
+          {"tie_weights", c.tie_weights},
+          {"pos", pos_kind_name(c.pos)}};
 }
 
 GPTConfig config_from_json(const nlohmann::json& j) {
@@ -137,15 +143,16 @@ TrainerState load_training_state(const std::string& dir, Adam& optimizer) {
   const SafetensorsFile weights = load_safetensors((fs::path(dir) / "model.safetensors").string());
   const SafetensorsFile moments = load_safetensors((fs::path(dir) / "optimizer.safetensors").string());
   const std::string step = std::to_string(s.step);
-  EMBER_CHECK(weights.metadata.count("step") && weights.metadata.at("step") == step &&
-                  moments.metadata.count("step") && moments.metadata.at("step") == step,
+  EMBER_CHECK(weights.metadata.count("step") && weights.metadata.at("step") == step && moments.metadata.count("step") &&
+                  moments.metadata.at("step") == step,
               "checkpoint: '{}' is torn: trainer.json is at step {} but the weight or optimizer file is not "
               "(a save was interrupted)",
               dir, step);
   size_t k = 0;
   for (const ParamGroup& g : optimizer.groups())
     for (const Tensor& p : g.params) {
-      for (auto [prefix, dst] : {std::pair{"exp_avg.", optimizer.exp_avg()[k]}, {"exp_avg_sq.", optimizer.exp_avg_sq()[k]}}) {
+      for (auto [prefix, dst] :
+           {std::pair{"exp_avg.", optimizer.exp_avg()[k]}, {"exp_avg_sq.", optimizer.exp_avg_sq()[k]}}) {
         const Tensor& src = moments.tensor(prefix + p.name());
         EMBER_CHECK(src.shape() == dst.shape(), "checkpoint: optimizer moment '{}{}' has shape {} but expected {}",
                     prefix, p.name(), shape_str(src.shape()), shape_str(dst.shape()));
@@ -153,8 +160,8 @@ TrainerState load_training_state(const std::string& dir, Adam& optimizer) {
       }
       ++k;
     }
-  optimizer.set_step_count(std::stoll(moments.metadata.count("optimizer_steps") ? moments.metadata.at("optimizer_steps")
-                                                                                  : step));
+  optimizer.set_step_count(
+      std::stoll(moments.metadata.count("optimizer_steps") ? moments.metadata.at("optimizer_steps") : step));
   return s;
 }
 

@@ -8,14 +8,13 @@
 // last; each records the step, so a checkpoint torn by a crash is detected on load.
 #pragma once
 
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+
 #include "nn/gpt.h"
 #include "train/optim.h"
 #include "train/tokenizer.h"
-
-#include <nlohmann/json.hpp>
-
-#include <memory>
-#include <string>
 
 namespace ember {
 
@@ -26,10 +25,10 @@ nlohmann::json config_to_json(const GPTConfig& c);
 GPTConfig config_from_json(const nlohmann::json& j);  // clear Error naming a missing or bad field
 
 struct TrainerState {
-  int64_t step = 0;                // optimizer steps taken
-  Generator::State data_rng;       // batch sampling
-  Generator::State dropout_rng;    // the model's dropout masks
-  nlohmann::json settings;         // the training command's settings, for --resume
+  int64_t step = 0;              // optimizer steps taken
+  Generator::State data_rng;     // batch sampling
+  Generator::State dropout_rng;  // the model's dropout masks
+  nlohmann::json settings;       // the training command's settings, for --resume
 };
 
 // Writes a full checkpoint (model, config, tokenizer, optimizer, trainer state).

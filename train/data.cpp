@@ -1,11 +1,11 @@
 // Reading text files, the train/val split and batch sampling.
 #include "train/data.h"
 
-#include "core/error.h"
-
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+
+#include "core/error.h"
 
 namespace ember {
 

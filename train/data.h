@@ -3,11 +3,11 @@
 // x [B, T] and targets y [B, T] (y is x shifted left by one).
 #pragma once
 
-#include "core/generator.h"
-#include "core/tensor.h"
-
 #include <string>
 #include <vector>
+
+#include "core/generator.h"
+#include "core/tensor.h"
 
 namespace ember {
 

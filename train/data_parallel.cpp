@@ -1,11 +1,11 @@
 // DataParallel: weight-sharing replicas, sliced batches, summed gradients.
 #include "train/data_parallel.h"
 
+#include <exception>
+
 #include "core/autograd.h"
 #include "core/ops.h"
 #include "core/parallel.h"
-
-#include <exception>
 
 namespace ember {
 namespace {
@@ -36,7 +36,8 @@ float DataParallel::forward_backward(const Batch& batch) {
   std::vector<std::exception_ptr> errors(static_cast<size_t>(slices));
   // Replica dropout masks come from the model's generator, so one seed (and
   // one checkpointed generator state) still fixes every mask.
-  for (int64_t k = 1; k < slices; ++k) replicas_[k - 1]->dropout_generator().seed(model_.dropout_generator().next_u64());
+  for (int64_t k = 1; k < slices; ++k)
+    replicas_[k - 1]->dropout_generator().seed(model_.dropout_generator().next_u64());
   for (int64_t k = 1; k < slices; ++k) replicas_[k - 1]->train(model_.is_training());
   model_.zero_grad();
   parallel_for(slices, 1, [&](int64_t begin, int64_t end) {

@@ -8,11 +8,11 @@
 // one per op, and every core runs whole sgemms on its own data.
 #pragma once
 
-#include "nn/gpt.h"
-#include "train/data.h"
-
 #include <memory>
 #include <vector>
+
+#include "nn/gpt.h"
+#include "train/data.h"
 
 namespace ember {
 

@@ -1,15 +1,15 @@
 // Evaluation, ablation of the positional table, and sampling.
 #include "train/evaluate.h"
 
-#include "core/autograd.h"
-#include "core/error.h"
-#include "core/ops.h"
-#include "core/parallel.h"
-
 #include <algorithm>
 #include <cmath>
 #include <exception>
 #include <numeric>
+
+#include "core/autograd.h"
+#include "core/error.h"
+#include "core/ops.h"
+#include "core/parallel.h"
 
 namespace ember {
 namespace {
@@ -58,8 +58,7 @@ double sequential_loss(GPT& model, const std::vector<int32_t>& tokens, int64_t b
   return mean_loss(model, sequential_batches(tokens, batch_size, model.config().block_size));
 }
 
-PositionAblation position_ablation(GPT& model, const std::vector<int32_t>& val_all, uint64_t seed,
-                                   int64_t max_blocks) {
+PositionAblation position_ablation(GPT& model, const std::vector<int32_t>& val_all, uint64_t seed, int64_t max_blocks) {
   EMBER_CHECK(model.transformer->wpe != nullptr, "ablation: the model has no learned positional table (pos is {})",
               pos_kind_name(model.config().pos));
   Tensor table = model.transformer->wpe->weight;
@@ -107,10 +106,9 @@ int32_t sample_token(const float* logits, int64_t V, double temperature, int64_t
 
 }  // namespace
 
-std::vector<int32_t> generate(GPT& model, std::vector<int32_t> tokens, int64_t n, double temperature,
-                              int64_t top_k, Generator& gen) {
-  EMBER_CHECK(temperature > 0.0 && std::isfinite(temperature), "sample: temperature must be > 0, got {}",
-              temperature);
+std::vector<int32_t> generate(GPT& model, std::vector<int32_t> tokens, int64_t n, double temperature, int64_t top_k,
+                              Generator& gen) {
+  EMBER_CHECK(temperature > 0.0 && std::isfinite(temperature), "sample: temperature must be > 0, got {}", temperature);
   EMBER_CHECK(n >= 0, "sample: the number of tokens must be >= 0, got {}", n);
   EMBER_CHECK(!tokens.empty(), "sample: the prompt is empty (give at least one token)");
   const int64_t V = model.config().vocab_size, T_max = model.config().block_size;

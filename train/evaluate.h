@@ -2,10 +2,10 @@
 // and the positional-table ablations that show learned positions are used.
 #pragma once
 
+#include <vector>
+
 #include "nn/gpt.h"
 #include "train/data.h"
-
-#include <vector>
 
 namespace ember {
 
@@ -30,7 +30,7 @@ PositionAblation position_ablation(GPT& model, const std::vector<int32_t>& val, 
 // Appends n tokens after `prompt` (cropped to the last block_size tokens as
 // context), sampling softmax(logits / temperature) restricted to the top_k
 // most likely tokens (top_k <= 0: all). top_k = 1 is greedy decoding.
-std::vector<int32_t> generate(GPT& model, std::vector<int32_t> prompt, int64_t n, double temperature,
-                              int64_t top_k, Generator& gen);
+std::vector<int32_t> generate(GPT& model, std::vector<int32_t> prompt, int64_t n, double temperature, int64_t top_k,
+                              Generator& gen);
 
 }  // namespace ember

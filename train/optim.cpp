@@ -3,10 +3,10 @@
 // double here too, so updates agree to float32 rounding.
 #include "train/optim.h"
 
+#include <cmath>
+
 #include "core/error.h"
 #include "core/parallel.h"
-
-#include <cmath>
 
 namespace ember {
 
@@ -60,8 +60,8 @@ void SGD::step() {
 
 Adam::Adam(std::vector<ParamGroup> groups, double lr, double beta1, double beta2, double eps, bool decoupled)
     : Optimizer(std::move(groups), lr), beta1_(beta1), beta2_(beta2), eps_(eps), decoupled_(decoupled) {
-  EMBER_CHECK(beta1 >= 0.0 && beta1 < 1.0 && beta2 >= 0.0 && beta2 < 1.0,
-              "adam: betas must be in [0, 1), got ({}, {})", beta1, beta2);
+  EMBER_CHECK(beta1 >= 0.0 && beta1 < 1.0 && beta2 >= 0.0 && beta2 < 1.0, "adam: betas must be in [0, 1), got ({}, {})",
+              beta1, beta2);
   for (const ParamGroup& g : groups_)
     for (const Tensor& p : g.params) {
       m_.push_back(zeros(p.shape()));
@@ -109,9 +109,9 @@ void Adam::step() {
   ++step_;
   const double bc1 = 1.0 - std::pow(beta1_, static_cast<double>(step_));
   const double bc2 = 1.0 - std::pow(beta2_, static_cast<double>(step_));
-  const AdamConstants c{static_cast<float>(beta1_), static_cast<float>(1.0 - beta1_),
-                        static_cast<float>(beta2_), static_cast<float>(1.0 - beta2_),
-                        static_cast<float>(eps_),   static_cast<float>(lr_ / bc1),
+  const AdamConstants c{static_cast<float>(beta1_),         static_cast<float>(1.0 - beta1_),
+                        static_cast<float>(beta2_),         static_cast<float>(1.0 - beta2_),
+                        static_cast<float>(eps_),           static_cast<float>(lr_ / bc1),
                         static_cast<float>(std::sqrt(bc2)), decoupled_};
   std::vector<AdamSlot> slots;
   std::vector<Tensor> grads;  // keeps contiguous copies alive while the slots point at them
@@ -123,8 +123,7 @@ void Adam::step() {
       if (!p.grad().defined()) continue;
       grads.push_back(p.grad().contiguous());
       slots.push_back({p.data(), m_[idx].data(), v_[idx].data(), grads.back().data(), total, p.numel(),
-                       static_cast<float>(group.weight_decay),
-                       static_cast<float>(1.0 - lr_ * group.weight_decay)});
+                       static_cast<float>(group.weight_decay), static_cast<float>(1.0 - lr_ * group.weight_decay)});
       total += p.numel();
     }
   // The parameters as one long range split across threads: one hand-off to

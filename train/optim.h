@@ -5,10 +5,10 @@
 // so 2-D weights decay and biases and LayerNorm parameters do not (nanoGPT).
 #pragma once
 
+#include <vector>
+
 #include "core/tensor.h"
 #include "nn/module.h"
-
-#include <vector>
 
 namespace ember {
 

@@ -5,10 +5,6 @@
 // by an atomic rename after fsync.
 #include "train/safetensors.h"
 
-#include "core/error.h"
-
-#include <nlohmann/json.hpp>
-
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -19,7 +15,10 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <vector>
+
+#include "core/error.h"
 
 namespace ember {
 
@@ -44,8 +43,10 @@ struct Entry {
 std::string printable(const std::string& s) {
   std::string out;
   for (unsigned char c : s) {
-    if (c < 0x20 || c == 0x7f) out += fmt::format("\\x{:02x}", c);
-    else out += static_cast<char>(c);
+    if (c < 0x20 || c == 0x7f)
+      out += fmt::format("\\x{:02x}", c);
+    else
+      out += static_cast<char>(c);
   }
   return out;
 }
@@ -110,8 +111,8 @@ Entry parse_entry(const std::string& path, const std::string& name, const Json& 
               describe(js));
   Entry e;
   e.name = name;
-  EMBER_CHECK(js["dtype"].is_string(), "safetensors: {}: tensor '{}' has a dtype that is not a string: {}", path,
-              pname, describe(js["dtype"]));
+  EMBER_CHECK(js["dtype"].is_string(), "safetensors: {}: tensor '{}' has a dtype that is not a string: {}", path, pname,
+              describe(js["dtype"]));
   e.dtype = js["dtype"].get<std::string>();
   const int64_t size = item_size(e.dtype);
   EMBER_CHECK(size > 0, "safetensors: {}: tensor '{}' has dtype {}; ember reads only F32, I64 and I32", path, pname,
@@ -142,8 +143,8 @@ void read_metadata(const std::string& path, const Json& js, std::map<std::string
   if (js.is_null()) return;  // the Python reader accepts null as "no metadata"
   EMBER_CHECK(js.is_object(), "safetensors: {}: __metadata__ is not a map of strings to strings", path);
   for (const auto& [key, value] : js.items()) {
-    EMBER_CHECK(value.is_string(), "safetensors: {}: __metadata__ entry '{}' is not a string: {}", path,
-                printable(key), describe(value));
+    EMBER_CHECK(value.is_string(), "safetensors: {}: __metadata__ entry '{}' is not a string: {}", path, printable(key),
+                describe(value));
     out[key] = value.get<std::string>();
   }
 }
@@ -226,8 +227,10 @@ SafetensorsFile load_safetensors(const std::string& path) {
   SafetensorsFile file;
   std::vector<Entry> entries;
   for (const auto& [name, value] : header.items()) {
-    if (name == "__metadata__") read_metadata(path, value, file.metadata);
-    else entries.push_back(parse_entry(path, name, value, data_bytes));
+    if (name == "__metadata__")
+      read_metadata(path, value, file.metadata);
+    else
+      entries.push_back(parse_entry(path, name, value, data_bytes));
   }
   // Everything is validated; only now allocate and read.
   for (const Entry& e : entries) {
@@ -253,7 +256,7 @@ namespace {
 // One tensor as it goes to disk: float data made contiguous, or int64 ids.
 struct Outgoing {
   std::string name;
-  Tensor floats;                  // defined for F32 entries
+  Tensor floats;                    // defined for F32 entries
   const IntTensor* ints = nullptr;  // set for I64 entries
   int64_t bytes() const { return floats.defined() ? floats.numel() * 4 : ints->numel() * 8; }
 };
@@ -264,8 +267,8 @@ std::vector<Outgoing> outgoing(const std::string& path, const SafetensorsFile& f
   for (const auto& [name, t] : file.tensors) {
     EMBER_CHECK(name != "__metadata__", "safetensors: {}: cannot save: the name '__metadata__' is reserved", path);
     EMBER_CHECK(t.defined(), "safetensors: {}: cannot save: tensor '{}' is undefined", path, name);
-    EMBER_CHECK(!file.int_tensors.contains(name),
-                "safetensors: {}: cannot save: '{}' is both an F32 and an I64 tensor", path, name);
+    EMBER_CHECK(!file.int_tensors.contains(name), "safetensors: {}: cannot save: '{}' is both an F32 and an I64 tensor",
+                path, name);
     out.push_back({name, t.detach().contiguous(), nullptr});
   }
   for (const auto& [name, t] : file.int_tensors) {
@@ -317,8 +320,8 @@ struct TempFile {
 };
 
 void write_all(const std::string& path, TempFile& tmp, const void* data, size_t n) {
-  EMBER_CHECK(n == 0 || std::fwrite(data, 1, n, tmp.f) == n, "safetensors: {}: writing {} failed ({})", path,
-              tmp.path, std::strerror(errno));
+  EMBER_CHECK(n == 0 || std::fwrite(data, 1, n, tmp.f) == n, "safetensors: {}: writing {} failed ({})", path, tmp.path,
+              std::strerror(errno));
 }
 
 // Makes the rename itself durable; best effort (some filesystems refuse).

@@ -5,17 +5,17 @@
 // so a damaged or foreign file gives one clear Error and never a crash.
 #pragma once
 
-#include "core/tensor.h"
-
 #include <map>
 #include <string>
+
+#include "core/tensor.h"
 
 namespace ember {
 
 struct SafetensorsFile {
-  std::map<std::string, Tensor> tensors;          // F32, loaded contiguous, no grad
-  std::map<std::string, IntTensor> int_tensors;   // I64 (I32 files are widened on load)
-  std::map<std::string, std::string> metadata;    // the "__metadata__" string map
+  std::map<std::string, Tensor> tensors;         // F32, loaded contiguous, no grad
+  std::map<std::string, IntTensor> int_tensors;  // I64 (I32 files are widened on load)
+  std::map<std::string, std::string> metadata;   // the "__metadata__" string map
 
   // Lookups that throw ember::Error naming the missing key (and where it is, if
   // it is among the other kind of tensor) instead of std::out_of_range.

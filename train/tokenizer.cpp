@@ -3,19 +3,21 @@
 // path and what was wrong with it).
 #include "train/tokenizer.h"
 
-#include "core/error.h"
-
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 
+#include "core/error.h"
+
 namespace ember {
 
 std::unique_ptr<Tokenizer> tokenizer_from_json(const nlohmann::json& j) {
-  EMBER_CHECK(j.is_object(), "tokenizer json: expected an object with a \"kind\" field, "
-              "got {}", j.type_name());
+  EMBER_CHECK(j.is_object(),
+              "tokenizer json: expected an object with a \"kind\" field, "
+              "got {}",
+              j.type_name());
   const auto kind = j.find("kind");
   EMBER_CHECK(kind != j.end() && kind->is_string(),
               "tokenizer json: missing string field \"kind\" (\"char\" or \"bpe\")");
@@ -29,24 +31,20 @@ void save_tokenizer(const Tokenizer& t, const std::string& path) {
   const std::string tmp = path + ".tmp";
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    EMBER_CHECK(out.is_open(), "save tokenizer: cannot open '{}' for writing: {}", tmp,
-                std::strerror(errno));
+    EMBER_CHECK(out.is_open(), "save tokenizer: cannot open '{}' for writing: {}", tmp, std::strerror(errno));
     out << t.to_json().dump(1) << '\n';
     out.flush();
-    EMBER_CHECK(out.good(), "save tokenizer: writing '{}' failed: {}", tmp,
-                std::strerror(errno));
+    EMBER_CHECK(out.good(), "save tokenizer: writing '{}' failed: {}", tmp, std::strerror(errno));
   }
   // rename() replaces path in one step: readers see the old file or the new one.
   std::error_code ec;
   std::filesystem::rename(tmp, path, ec);
-  EMBER_CHECK(!ec, "save tokenizer: cannot rename '{}' to '{}': {}", tmp, path,
-              ec.message());
+  EMBER_CHECK(!ec, "save tokenizer: cannot rename '{}' to '{}': {}", tmp, path, ec.message());
 }
 
 std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  EMBER_CHECK(in.is_open(), "load tokenizer: cannot open '{}': {}", path,
-              std::strerror(errno));
+  EMBER_CHECK(in.is_open(), "load tokenizer: cannot open '{}': {}", path, std::strerror(errno));
   std::stringstream buffer;
   buffer << in.rdbuf();
   nlohmann::json j;

@@ -4,10 +4,9 @@
 // JSON so a checkpoint can carry the tokenizer beside the weights.
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <cstdint>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <span>
 #include <string>
 #include <string_view>
@@ -25,7 +24,7 @@ class Tokenizer {
   // Throws ember::Error on an id outside [0, vocab_size()).
   virtual std::string decode(std::span<const int32_t> ids) const = 0;
   virtual int32_t vocab_size() const = 0;
-  virtual std::string kind() const = 0;  // "char" or "bpe"
+  virtual std::string kind() const = 0;        // "char" or "bpe"
   virtual nlohmann::json to_json() const = 0;  // always includes "kind"
 };
 

@@ -3,6 +3,13 @@
 // checkpointed, so a resumed run repeats an uninterrupted one exactly.
 #include "train/trainer.h"
 
+#include <fmt/format.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+
 #include "core/error.h"
 #include "train/checkpoint.h"
 #include "train/data.h"
@@ -11,13 +18,6 @@
 #include "train/evaluate.h"
 #include "train/optim.h"
 #include "train/tokenizer.h"
-
-#include <fmt/format.h>
-
-#include <chrono>
-#include <cmath>
-#include <filesystem>
-#include <fstream>
 
 namespace ember {
 namespace {
@@ -56,8 +56,8 @@ void load_data(Run& run) {
 // The per-step machinery: one weight-sharing replica per extra thread, and AdamW.
 void make_step_machinery(Run& run) {
   run.parallel = std::make_unique<DataParallel>(*run.model);
-  run.optimizer = std::make_unique<AdamW>(decay_groups(run.model->named_parameters(), run.cfg.weight_decay),
-                                          run.cfg.lr, run.cfg.beta1, run.cfg.beta2);
+  run.optimizer = std::make_unique<AdamW>(decay_groups(run.model->named_parameters(), run.cfg.weight_decay), run.cfg.lr,
+                                          run.cfg.beta1, run.cfg.beta2);
 }
 
 double estimate_val_loss(Run& run) {
@@ -117,7 +117,8 @@ TrainResult loop(Run& run) {
     const double tok_s = static_cast<double>(window_steps * c.batch_size * c.model.block_size) / elapsed;
     if (run.step % c.log_interval == 0 || run.step == c.max_iters) {
       print_progress(run, loss, run.optimizer->lr(), tok_s, (c.max_iters - run.step) * elapsed / window_steps);
-      append_metrics(c.out, {{"step", run.step}, {"train_loss", loss}, {"lr", run.optimizer->lr()}, {"tokens_per_s", tok_s}});
+      append_metrics(c.out,
+                     {{"step", run.step}, {"train_loss", loss}, {"lr", run.optimizer->lr()}, {"tokens_per_s", tok_s}});
       window_start = Clock::now();
       window_steps = 0;
     }
@@ -137,11 +138,24 @@ TrainResult loop(Run& run) {
 
 nlohmann::json TrainConfig::to_json() const {
   nlohmann::json j = config_to_json(model);
-  j.update({{"data", data}, {"out", out}, {"tokenizer", tokenizer}, {"bpe_vocab_size", bpe_vocab_size},
-            {"batch_size", batch_size}, {"lr", lr}, {"min_lr", min_lr}, {"warmup_iters", warmup_iters},
-            {"max_iters", max_iters}, {"lr_decay_iters", lr_decay_iters}, {"weight_decay", weight_decay},
-            {"beta1", beta1}, {"beta2", beta2}, {"grad_clip", grad_clip}, {"eval_interval", eval_interval},
-            {"eval_iters", eval_iters}, {"log_interval", log_interval}, {"seed", seed}});
+  j.update({{"data", data},
+            {"out", out},
+            {"tokenizer", tokenizer},
+            {"bpe_vocab_size", bpe_vocab_size},
+            {"batch_size", batch_size},
+            {"lr", lr},
+            {"min_lr", min_lr},
+            {"warmup_iters", warmup_iters},
+            {"max_iters", max_iters},
+            {"lr_decay_iters", lr_decay_iters},
+            {"weight_decay", weight_decay},
+            {"beta1", beta1},
+            {"beta2", beta2},
+            {"grad_clip", grad_clip},
+            {"eval_interval", eval_interval},
+            {"eval_iters", eval_iters},
+            {"log_interval", log_interval},
+            {"seed", seed}});
   return j;
 }
 
@@ -163,9 +177,9 @@ TrainConfig TrainConfig::from_json(const nlohmann::json& j) {
 }
 
 TrainResult train(const TrainConfig& cfg) {
-  EMBER_CHECK(cfg.batch_size > 0 && cfg.max_iters >= 0 && cfg.eval_interval > 0 && cfg.log_interval > 0 &&
-                  cfg.eval_iters > 0,
-              "train: batch size, eval interval, eval iters and log interval must be positive, max iters >= 0");
+  EMBER_CHECK(
+      cfg.batch_size > 0 && cfg.max_iters >= 0 && cfg.eval_interval > 0 && cfg.log_interval > 0 && cfg.eval_iters > 0,
+      "train: batch size, eval interval, eval iters and log interval must be positive, max iters >= 0");
   Run run{cfg, nullptr, {}, nullptr, nullptr, nullptr, Generator(cfg.seed), 0};
   load_data(run);
   run.cfg.model.vocab_size = run.tokenizer->vocab_size();

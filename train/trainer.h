@@ -3,20 +3,19 @@
 // evaluate, log metrics, checkpoint, and resume bit for bit.
 #pragma once
 
-#include "nn/gpt.h"
-
-#include <nlohmann/json.hpp>
-
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
+
+#include "nn/gpt.h"
 
 namespace ember {
 
 struct TrainConfig {
   std::string data;  // text file; empty = the built-in corpus
   std::string out = "out";
-  GPTConfig model;   // vocab_size comes from the tokenizer
+  GPTConfig model;                 // vocab_size comes from the tokenizer
   std::string tokenizer = "char";  // char | bpe
   int64_t bpe_vocab_size = 512;
   int64_t batch_size = 12;

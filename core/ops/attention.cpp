@@ -5,15 +5,15 @@
 // running single-threaded sgemm. P is not kept: each task recomputes its
 // T x T block in backward (one more small sgemm), which saves B H T^2 floats
 // per layer (25 MB a layer for a 6-head, 256-token, batch-16 model).
+#include <cmath>
+#include <limits>
+#include <vector>
+
 #include "core/autograd.h"
 #include "core/ops.h"
 #include "core/ops/blas.h"
 #include "core/ops/fastmath.h"
 #include "core/parallel.h"
-
-#include <cmath>
-#include <limits>
-#include <vector>
 
 namespace ember {
 namespace {
@@ -24,8 +24,8 @@ struct AttentionShape {
 };
 
 AttentionShape attention_shape(const Tensor& qkv, int64_t n_head) {
-  EMBER_CHECK(qkv.dim() == 3 && qkv.size(2) % 3 == 0,
-              "causal_attention: qkv must be [B, T, 3C], got {}", shape_str(qkv.shape()));
+  EMBER_CHECK(qkv.dim() == 3 && qkv.size(2) % 3 == 0, "causal_attention: qkv must be [B, T, 3C], got {}",
+              shape_str(qkv.shape()));
   const int64_t C = qkv.size(2) / 3;
   EMBER_CHECK(n_head > 0 && C % n_head == 0, "causal_attention: {} channels do not split into {} heads", C, n_head);
   return {qkv.size(0), qkv.size(1), C, n_head, C / n_head, qkv.strides()[0], qkv.strides()[1]};

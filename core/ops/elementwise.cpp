@@ -33,8 +33,7 @@ void div_backward(Node& n, const Tensor& g, std::vector<Tensor>& gi) {
   if (n.needs_grad(0)) gi[0] = sum_to(div(g, in1(n)), in0(n).shape());
   if (n.needs_grad(1)) {
     const Tensor g_times_a = map_binary("div", g, in0(n), [](float x, float y) { return x * y; });
-    gi[1] = sum_to(map_binary("div", g_times_a, in1(n), [](float x, float b) { return -x / (b * b); }),
-                   in1(n).shape());
+    gi[1] = sum_to(map_binary("div", g_times_a, in1(n), [](float x, float b) { return -x / (b * b); }), in1(n).shape());
   }
 }
 

@@ -1,14 +1,14 @@
 // embedding: looks up rows of a [V, C] table by integer ids (one memcpy per
 // id), and its backward, a scatter-add of the incoming rows into a zeroed
 // table-shaped gradient, so an id that appears twice gets both rows' gradient.
-#include "core/autograd.h"
-#include "core/ops.h"
-#include "core/parallel.h"
-
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <utility>
+
+#include "core/autograd.h"
+#include "core/ops.h"
+#include "core/parallel.h"
 
 #if defined(__SSE2__)
 #include <immintrin.h>

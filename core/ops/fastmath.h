@@ -46,8 +46,8 @@ namespace ember::detail {
 // erfc(a) for a >= 0 (Abramowitz and Stegun 7.1.26, absolute error 1.5e-7).
 [[gnu::always_inline]] inline float erfc_nonnegative(float a) {
   const float t = 1.0f / (1.0f + 0.3275911f * a);
-  const float poly = ((((1.061405429f * t - 1.453152027f) * t + 1.421413741f) * t - 0.284496736f) * t +
-                      0.254829592f) * t;
+  const float poly =
+      ((((1.061405429f * t - 1.453152027f) * t + 1.421413741f) * t - 0.284496736f) * t + 0.254829592f) * t;
   return poly * exp_fast(-a * a);
 }
 

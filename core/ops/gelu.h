@@ -21,7 +21,9 @@ constexpr float kGeluCubic = 0.044715f;
 // (1 + tanh u)/2 = s = sigmoid(2u), y = x s, and with 1 - tanh^2 u = 4 s (1 - s),
 // dy/dx = s + 2 x s (1 - s) sqrt(2/pi)(1 + 3 * 0.044715 x^2). The sigmoid form
 // keeps the left tail accurate, where 1 + tanh u would cancel.
-[[gnu::always_inline]] inline float gelu_tanh(float x) { return x * detail::sigmoid_fast(2.0f * kSqrt2OverPi * (x + kGeluCubic * x * x * x)); }
+[[gnu::always_inline]] inline float gelu_tanh(float x) {
+  return x * detail::sigmoid_fast(2.0f * kSqrt2OverPi * (x + kGeluCubic * x * x * x));
+}
 [[gnu::always_inline]] inline float gelu_tanh_grad(float x) {
   const float e = detail::exp_fast(-2.0f * kSqrt2OverPi * (x + kGeluCubic * x * x * x));
   const float s = 1.0f / (1.0f + e), one_minus_s = e * s;  // not 1 - s, which cancels for large x

@@ -27,9 +27,10 @@ void gelu_linear_backward(Node& n, const Tensor& g, std::vector<Tensor>& gi) {
   if (n.needs_grad(2)) gi[2] = sum(g2, {0});
   if (n.needs_grad(0)) {
     const Tensor gh = matmul(g2, w).view(u.shape());
-    gi[0] = approx == GeluApprox::Tanh
-                ? detail::map_binary("gelu_linear", gh, u, [](float d, float x) { return d * detail::gelu_tanh_grad(x); })
-                : detail::map_binary("gelu_linear", gh, u, [](float d, float x) { return d * detail::gelu_exact_grad(x); });
+    gi[0] =
+        approx == GeluApprox::Tanh
+            ? detail::map_binary("gelu_linear", gh, u, [](float d, float x) { return d * detail::gelu_tanh_grad(x); })
+            : detail::map_binary("gelu_linear", gh, u, [](float d, float x) { return d * detail::gelu_exact_grad(x); });
   }
 }
 

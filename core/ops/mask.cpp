@@ -2,11 +2,11 @@
 // [T, T] mask of future positions for self-attention) and inverted dropout,
 // whose random keep-mask is drawn from a seedable Generator and saved, already
 // scaled, for the backward.
+#include <cmath>
+
 #include "core/autograd.h"
 #include "core/ops.h"
 #include "core/ops/strided.h"
-
-#include <cmath>
 
 namespace ember {
 namespace {

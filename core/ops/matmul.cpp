@@ -2,16 +2,16 @@
 // and linear (x W^T + b fused into one sgemm). A transposed view reaches sgemm
 // as a transpose flag, never as a copy, in forward and backward alike; only
 // layouts with no unit stride in their last two dims are made contiguous.
-#include "core/autograd.h"
-#include "core/ops.h"
-#include "core/ops/blas.h"
-#include "core/parallel.h"
-
 #include <algorithm>
 #include <cstring>
 #include <initializer_list>
 #include <limits>
 #include <utility>
+
+#include "core/autograd.h"
+#include "core/ops.h"
+#include "core/ops/blas.h"
+#include "core/parallel.h"
 
 namespace ember {
 namespace {
@@ -131,9 +131,9 @@ void gemm(const Operand& A, const Operand& B, int64_t M, int64_t N, int64_t K, c
 // over some batch dims: the backward of broadcasting sums there). Fills
 // offsets of A and B per batch index, `order` grouped by C matrix, and
 // first[g] .. first[g+1] as the slice of `order` that lands on C matrix g.
-void group_batches(const Shape& batch, const Operand& A, const Operand& B, const Strides& c_batch,
-                   int64_t c_step, std::vector<int64_t>& off_a, std::vector<int64_t>& off_b,
-                   std::vector<int64_t>& order, std::vector<int64_t>& first, int64_t groups) {
+void group_batches(const Shape& batch, const Operand& A, const Operand& B, const Strides& c_batch, int64_t c_step,
+                   std::vector<int64_t>& off_a, std::vector<int64_t>& off_b, std::vector<int64_t>& order,
+                   std::vector<int64_t>& first, int64_t groups) {
   const int64_t count = numel_of(batch);
   std::vector<int64_t> group(count), idx(batch.size(), 0);
   off_a.resize(count);
@@ -316,7 +316,8 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   EMBER_CHECK(x.dim() >= 1, "linear: x must have a feature dim ([..., in]) but has shape {} (weight {})",
               shape_str(x.shape()), shape_str(weight.shape()));
   const int64_t out_f = weight.size(0), in = weight.size(1);
-  EMBER_CHECK(x.size(-1) == in, "linear: in_features differ: x {} vs weight {} ({} != {}; x is [..., in], weight [out, in])",
+  EMBER_CHECK(x.size(-1) == in,
+              "linear: in_features differ: x {} vs weight {} ({} != {}; x is [..., in], weight [out, in])",
               shape_str(x.shape()), shape_str(weight.shape()), x.size(-1), in);
   EMBER_CHECK(!bias.defined() || bias.shape() == Shape{out_f},
               "linear: bias must have shape [{}] to match weight {} ([out, in]) but has {} (x {})", out_f,

@@ -3,12 +3,12 @@
 // y = (x - mean) * rstd * w + b in one pass; backward recomputes xhat from
 // them. Rows run in parallel; the weight and bias gradients are sums over
 // rows, gathered in per-chunk partials and added in a fixed order.
+#include <algorithm>
+#include <cmath>
+
 #include "core/autograd.h"
 #include "core/ops.h"
 #include "core/parallel.h"
-
-#include <algorithm>
-#include <cmath>
 
 namespace ember {
 namespace {
@@ -59,8 +59,7 @@ template <bool HasW, bool HasB>
 void norm_rows(const float* x, float* y, const float* w, const float* b, int64_t rows, int64_t C, float eps,
                float* mean, float* rstd) {
   parallel_for(rows, grain_for(C), [&](int64_t begin, int64_t end) {
-    for (int64_t r = begin; r < end; ++r)
-      norm_row<HasW, HasB>(x + r * C, y + r * C, w, b, C, eps, mean[r], rstd[r]);
+    for (int64_t r = begin; r < end; ++r) norm_row<HasW, HasB>(x + r * C, y + r * C, w, b, C, eps, mean[r], rstd[r]);
   });
 }
 
@@ -133,10 +132,14 @@ void norm_grad_chunk(const NormGrad& p, int64_t chunk) {
   float* pw = p.partial != nullptr ? p.partial + chunk * 2 * C : nullptr;
   if (pw != nullptr) std::fill(pw, pw + 2 * C, 0.0f);
   const bool has_w = p.w != nullptr;
-  if (has_w && pw) norm_grad_rows<true, true>(p, r0, r1, pw, pw + C);
-  else if (has_w) norm_grad_rows<true, false>(p, r0, r1, nullptr, nullptr);
-  else if (pw) norm_grad_rows<false, true>(p, r0, r1, pw, pw + C);
-  else norm_grad_rows<false, false>(p, r0, r1, nullptr, nullptr);
+  if (has_w && pw)
+    norm_grad_rows<true, true>(p, r0, r1, pw, pw + C);
+  else if (has_w)
+    norm_grad_rows<true, false>(p, r0, r1, nullptr, nullptr);
+  else if (pw)
+    norm_grad_rows<false, true>(p, r0, r1, pw, pw + C);
+  else
+    norm_grad_rows<false, false>(p, r0, r1, nullptr, nullptr);
 }
 
 void layer_norm_backward(Node& n, const Tensor& g_in, std::vector<Tensor>& gi) {
@@ -148,8 +151,16 @@ void layer_norm_backward(Node& n, const Tensor& g_in, std::vector<Tensor>& gi) {
   Tensor gx = need_x ? empty(x.shape()) : Tensor();
   Tensor partial = (need_w || need_b) && chunks > 0 ? empty({chunks, 2, C}) : Tensor();
   const Tensor wc = w.defined() ? w.contiguous() : Tensor();
-  const NormGrad p{x.data(), g.data(), wc.defined() ? wc.data() : nullptr, n.saved[0].data(), n.saved[1].data(),
-                   need_x ? gx.data() : nullptr, partial.defined() ? partial.data() : nullptr, rows, C, chunks};
+  const NormGrad p{x.data(),
+                   g.data(),
+                   wc.defined() ? wc.data() : nullptr,
+                   n.saved[0].data(),
+                   n.saved[1].data(),
+                   need_x ? gx.data() : nullptr,
+                   partial.defined() ? partial.data() : nullptr,
+                   rows,
+                   C,
+                   chunks};
   if (chunks > 0)
     parallel_for(chunks, grain_for(rows / chunks * C), [&](int64_t begin, int64_t end) {
       for (int64_t k = begin; k < end; ++k) norm_grad_chunk(p, k);
@@ -187,10 +198,14 @@ Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, flo
   if (C > 0) {
     const float* w = wc.defined() ? wc.data() : nullptr;
     const float* b = bc.defined() ? bc.data() : nullptr;
-    if (w && b) norm_rows<true, true>(xc.data(), y.data(), w, b, rows, C, eps, mean.data(), rstd.data());
-    else if (w) norm_rows<true, false>(xc.data(), y.data(), w, b, rows, C, eps, mean.data(), rstd.data());
-    else if (b) norm_rows<false, true>(xc.data(), y.data(), w, b, rows, C, eps, mean.data(), rstd.data());
-    else norm_rows<false, false>(xc.data(), y.data(), w, b, rows, C, eps, mean.data(), rstd.data());
+    if (w && b)
+      norm_rows<true, true>(xc.data(), y.data(), w, b, rows, C, eps, mean.data(), rstd.data());
+    else if (w)
+      norm_rows<true, false>(xc.data(), y.data(), w, b, rows, C, eps, mean.data(), rstd.data());
+    else if (b)
+      norm_rows<false, true>(xc.data(), y.data(), w, b, rows, C, eps, mean.data(), rstd.data());
+    else
+      norm_rows<false, false>(xc.data(), y.data(), w, b, rows, C, eps, mean.data(), rstd.data());
   }
   if (Node* n = record(y, "layer_norm", layer_norm_backward, {x, weight, bias})) n->saved = {mean, rstd};
   return y;

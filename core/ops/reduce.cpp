@@ -1,15 +1,15 @@
 // Reductions: sum, mean and max over dims (with keepdim), and sum_to, the
 // backward of broadcasting. All run one strided loop in which the output has
 // stride 0 along the reduced dims.
-#include "core/autograd.h"
-#include "core/ops.h"
-#include "core/ops/strided.h"
-
 #include <fmt/ranges.h>
 
 #include <algorithm>
 #include <cmath>
 #include <limits>
+
+#include "core/autograd.h"
+#include "core/ops.h"
+#include "core/ops/strided.h"
 
 namespace ember {
 namespace {
@@ -46,19 +46,18 @@ Shape dropped_shape(const Shape& s, const std::vector<int64_t>& dims) {
 void sum_kernel(const Tensor& out, const Tensor& a) {
   float* po = out.data();
   const float* pa = a.data();
-  detail::for_each_run<2>(
-      a.shape(), {detail::broadcast_strides(out, a.shape()), a.strides()},
-      [&](const std::array<int64_t, 2>& off, int64_t n, const std::array<int64_t, 2>& st) {
-        float* o = po + off[0];
-        const float* x = pa + off[1];
-        if (st[0] == 0) {
-          double acc = 0.0;
-          for (int64_t i = 0; i < n; ++i) acc += x[i * st[1]];
-          *o += static_cast<float>(acc);
-        } else {
-          for (int64_t i = 0; i < n; ++i) o[i * st[0]] += x[i * st[1]];
-        }
-      });
+  detail::for_each_run<2>(a.shape(), {detail::broadcast_strides(out, a.shape()), a.strides()},
+                          [&](const std::array<int64_t, 2>& off, int64_t n, const std::array<int64_t, 2>& st) {
+                            float* o = po + off[0];
+                            const float* x = pa + off[1];
+                            if (st[0] == 0) {
+                              double acc = 0.0;
+                              for (int64_t i = 0; i < n; ++i) acc += x[i * st[1]];
+                              *o += static_cast<float>(acc);
+                            } else {
+                              for (int64_t i = 0; i < n; ++i) o[i * st[0]] += x[i * st[1]];
+                            }
+                          });
 }
 
 void sum_backward(Node& n, const Tensor& g, std::vector<Tensor>& gi) {

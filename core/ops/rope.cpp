@@ -2,12 +2,12 @@
 // at position t rotate by angle t * base^(-2i/D). A dot product of a rotated
 // query at m with a rotated key at n then depends on m - n only, because
 // R(m)^T R(n) = R(n - m). The backward is the inverse rotation, R(-angle).
+#include <cmath>
+#include <vector>
+
 #include "core/autograd.h"
 #include "core/ops.h"
 #include "core/parallel.h"
-
-#include <cmath>
-#include <vector>
 
 namespace ember {
 namespace {

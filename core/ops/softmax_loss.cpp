@@ -2,11 +2,6 @@
 // log-likelihood), with their backwards. Every kernel walks contiguous rows
 // with a branch-free exp the compiler vectorises: these ops sit on the training
 // hot path (cross_entropy sees [B*T, V] logits with V up to 50257).
-#include "core/autograd.h"
-#include "core/ops.h"
-#include "core/ops/fastmath.h"
-#include "core/parallel.h"
-
 #include <algorithm>
 #include <bit>
 #include <cmath>
@@ -15,12 +10,17 @@
 #include <string>
 #include <vector>
 
+#include "core/autograd.h"
+#include "core/ops.h"
+#include "core/ops/fastmath.h"
+#include "core/parallel.h"
+
 namespace ember {
 namespace {
 
-constexpr int kLanes = 16;           // independent partial sums, so reductions vectorise
-constexpr int64_t kColBlock = 256;   // columns per task when the softmax dim is not last
-constexpr int64_t kTaskWork = 16384; // elements a parallel task should at least get
+constexpr int kLanes = 16;            // independent partial sums, so reductions vectorise
+constexpr int64_t kColBlock = 256;    // columns per task when the softmax dim is not last
+constexpr int64_t kTaskWork = 16384;  // elements a parallel task should at least get
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
 int64_t grain_for(int64_t per_item) { return std::max<int64_t>(1, kTaskWork / std::max<int64_t>(per_item, 1)); }
@@ -232,7 +232,6 @@ Tensor softmax_forward(const char* op, BackwardFn backward, const Tensor& a, int
 
 // ---- cross_entropy ----
 
-
 // Checks logits [..., V] against targets [...]; returns how many targets count in the mean.
 int64_t check_targets(const Tensor& logits, const IntTensor& targets, int64_t ignore_index) {
   EMBER_CHECK(logits.dim() >= 1, "cross_entropy: logits must have a class dim, got shape {}",
@@ -246,8 +245,9 @@ int64_t check_targets(const Tensor& logits, const IntTensor& targets, int64_t ig
   for (int64_t i = 0; i < targets.numel(); ++i) {
     const int64_t t = targets.data[i];
     if (t == ignore_index) continue;
-    EMBER_CHECK(t >= 0 && t < V, "cross_entropy: target {} at position {} is outside [0, {}) and is not ignore_index {}",
-                t, index_str(targets.shape, i), V, ignore_index);
+    EMBER_CHECK(t >= 0 && t < V,
+                "cross_entropy: target {} at position {} is outside [0, {}) and is not ignore_index {}", t,
+                index_str(targets.shape, i), V, ignore_index);
     ++count;
   }
   return count;

@@ -4,9 +4,9 @@
 // flat loops, and hands the kernel whole inner runs, never single elements.
 #pragma once
 
-#include "core/tensor.h"
-
 #include <array>
+
+#include "core/tensor.h"
 
 namespace ember::detail {
 

@@ -1,18 +1,17 @@
 // Pointwise functions: pow (scalar exponent), exp, log, sqrt, tanh, relu and
 // gelu (exact erf form and the tanh approximation GPT-2 used).
+#include <cmath>
+
 #include "core/autograd.h"
 #include "core/ops.h"
 #include "core/ops/gelu.h"
 #include "core/ops/strided.h"
-
-#include <cmath>
 
 namespace ember {
 namespace {
 
 using detail::map_binary;
 using detail::map_unary;
-
 
 // Backward functions get the input as inputs[0] and, where cheaper, the
 // output as saved[0] (detached, so the node does not own its own output).

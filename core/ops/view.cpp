@@ -1,13 +1,13 @@
 // View ops (share storage, record a node that maps the gradient back),
 // contiguous/clone (copies), and cat/stack.
-#include "core/autograd.h"
-#include "core/ops.h"
-#include "core/ops/strided.h"
-
 #include <fmt/ranges.h>
 
 #include <numeric>
 #include <optional>
+
+#include "core/autograd.h"
+#include "core/ops.h"
+#include "core/ops/strided.h"
 
 namespace ember {
 namespace {
@@ -220,8 +220,8 @@ Tensor cat(const std::vector<Tensor>& tensors, int64_t dim) {
   s[dim] = 0;
   for (size_t i = 0; i < tensors.size(); ++i) {
     Shape a = tensors[i].shape(), b = first;
-    EMBER_CHECK(a.size() == b.size(), "cat: tensor {} has shape {} but tensor 0 has {} (dims differ)", i,
-                shape_str(a), shape_str(b));
+    EMBER_CHECK(a.size() == b.size(), "cat: tensor {} has shape {} but tensor 0 has {} (dims differ)", i, shape_str(a),
+                shape_str(b));
     a[dim] = b[dim] = 0;
     EMBER_CHECK(a == b, "cat: tensor {} has shape {} but tensor 0 has {} (all sizes but dim {} must match)", i,
                 shape_str(tensors[i].shape()), shape_str(first), dim);

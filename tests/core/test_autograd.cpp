@@ -2,10 +2,6 @@
 // shared inputs and diamonds, deep chains (backward and destruction without
 // recursion), freed graphs, NoGradGuard, detach, retain_grad, graph dumps,
 // the storage cache in a steady-state loop, and parallel_for's chunking.
-#include "tests/core/test_helpers.h"
-
-#include "core/parallel.h"
-
 #include <pthread.h>
 
 #include <algorithm>
@@ -16,6 +12,9 @@
 #include <mutex>
 #include <thread>
 #include <utility>
+
+#include "core/parallel.h"
+#include "tests/core/test_helpers.h"
 
 using namespace ember;
 using ember::testing::check_values;
@@ -155,9 +154,8 @@ TEST_CASE("autograd: a backward that returns a gradient of the wrong shape is re
   Tensor x = ones({2});
   x.requires_grad_();
   const Tensor y = broken_op(x);
-  const std::string expected =
-      fmt::format("backward: 'broken' (node #{}) returned a gradient of shape [1] for its input 0 of shape [2]",
-                  y.grad_fn()->seq);
+  const std::string expected = fmt::format(
+      "backward: 'broken' (node #{}) returned a gradient of shape [1] for its input 0 of shape [2]", y.grad_fn()->seq);
   CHECK_THROWS_WITH_AS(sum(y).backward(), expected.c_str(), Error);
   CHECK_FALSE(x.grad().defined());
 }
@@ -332,7 +330,7 @@ TEST_CASE("autograd: graph_str lists every op with its inputs; Node seq numbers 
   const std::string g = graph_str(c);
   for (const char* op : {"sum", "add", "exp", "mul_scalar"}) CHECK_MESSAGE(g.find(op) != std::string::npos, g);
   CHECK(g.find("leaf w") != std::string::npos);
-  CHECK(std::count(g.begin(), g.end(), '\n') == 4);  // one line per node
+  CHECK(std::count(g.begin(), g.end(), '\n') == 4);              // one line per node
   CHECK(g.find(fmt::format("#{} sum", c.grad_fn()->seq)) == 0);  // the root first, by its seq
   CHECK(a.grad_fn()->seq < b.grad_fn()->seq);
   CHECK(b.grad_fn()->seq < c.grad_fn()->inputs[0].grad_fn()->seq);
@@ -360,8 +358,8 @@ TEST_CASE("storage: a steady-state loop reuses cached buffers instead of allocat
   const StorageStats after = storage_stats();
   const int64_t first = (warm.system_allocations - before.system_allocations) + (warm.cache_hits - before.cache_hits);
   const int64_t second = (after.system_allocations - warm.system_allocations) + (after.cache_hits - warm.cache_hits);
-  CHECK(first >= 10);       // the step makes about fifteen buffers (activations and gradients)
-  CHECK(second == first);   // identical steps ask for identical buffers
+  CHECK(first >= 10);      // the step makes about fifteen buffers (activations and gradients)
+  CHECK(second == first);  // identical steps ask for identical buffers
 #ifdef EMBER_NO_STORAGE_CACHE
   // Sanitizer builds turn the cache off so use-after-free is caught: every buffer is the system's.
   CHECK(after.cache_hits == before.cache_hits);

@@ -109,60 +109,83 @@ TEST_CASE("elementwise: forwards read non-contiguous (transposed and expanded) i
 }
 
 TEST_CASE("add: backward matches finite differences, with broadcasting on both sides") {
-  CHECK_GRADCHECK("add", [](const Inputs& x) { return add(x[0], x[1]); }, (Inputs{leaf({2, 3}, 1), leaf({2, 3}, 2)}));
-  CHECK_GRADCHECK("add", [](const Inputs& x) { return add(x[0], x[1]); }, (Inputs{leaf({4, 1, 3}, 3), leaf({2, 1}, 4)}));
-  CHECK_GRADCHECK("add", [](const Inputs& x) { return add(x[0], x[1]); }, (Inputs{leaf({2, 3}, 5), leaf({}, 6)}));
-  CHECK_GRADCHECK("add", [](const Inputs& x) { return x[0] + 1.5f; }, (Inputs{leaf({2, 3}, 7)}));
-  CHECK_GRADCHECK("add", [](const Inputs& x) { return 1.5f + x[0]; }, (Inputs{leaf({2, 3}, 7)}));
+  CHECK_GRADCHECK(
+      "add", [](const Inputs& x) { return add(x[0], x[1]); }, (Inputs{leaf({2, 3}, 1), leaf({2, 3}, 2)}));
+  CHECK_GRADCHECK(
+      "add", [](const Inputs& x) { return add(x[0], x[1]); }, (Inputs{leaf({4, 1, 3}, 3), leaf({2, 1}, 4)}));
+  CHECK_GRADCHECK(
+      "add", [](const Inputs& x) { return add(x[0], x[1]); }, (Inputs{leaf({2, 3}, 5), leaf({}, 6)}));
+  CHECK_GRADCHECK(
+      "add", [](const Inputs& x) { return x[0] + 1.5f; }, (Inputs{leaf({2, 3}, 7)}));
+  CHECK_GRADCHECK(
+      "add", [](const Inputs& x) { return 1.5f + x[0]; }, (Inputs{leaf({2, 3}, 7)}));
 }
 
 TEST_CASE("sub: backward matches finite differences, with broadcasting on both sides") {
-  CHECK_GRADCHECK("sub", [](const Inputs& x) { return sub(x[0], x[1]); }, (Inputs{leaf({2, 3}, 1), leaf({2, 3}, 2)}));
-  CHECK_GRADCHECK("sub", [](const Inputs& x) { return sub(x[0], x[1]); }, (Inputs{leaf({4, 1, 3}, 3), leaf({2, 1}, 4)}));
-  CHECK_GRADCHECK("sub", [](const Inputs& x) { return sub(x[0], x[1]); }, (Inputs{leaf({3}, 5), leaf({2, 3}, 6)}));
-  CHECK_GRADCHECK("sub_scalar", [](const Inputs& x) { return x[0] - 2.0f; }, (Inputs{leaf({2, 3}, 7)}));
-  CHECK_GRADCHECK("rsub", [](const Inputs& x) { return 2.0f - x[0]; }, (Inputs{leaf({2, 3}, 8)}));
+  CHECK_GRADCHECK(
+      "sub", [](const Inputs& x) { return sub(x[0], x[1]); }, (Inputs{leaf({2, 3}, 1), leaf({2, 3}, 2)}));
+  CHECK_GRADCHECK(
+      "sub", [](const Inputs& x) { return sub(x[0], x[1]); }, (Inputs{leaf({4, 1, 3}, 3), leaf({2, 1}, 4)}));
+  CHECK_GRADCHECK(
+      "sub", [](const Inputs& x) { return sub(x[0], x[1]); }, (Inputs{leaf({3}, 5), leaf({2, 3}, 6)}));
+  CHECK_GRADCHECK(
+      "sub_scalar", [](const Inputs& x) { return x[0] - 2.0f; }, (Inputs{leaf({2, 3}, 7)}));
+  CHECK_GRADCHECK(
+      "rsub", [](const Inputs& x) { return 2.0f - x[0]; }, (Inputs{leaf({2, 3}, 8)}));
 }
 
 TEST_CASE("mul: backward matches finite differences, with broadcasting on both sides") {
-  CHECK_GRADCHECK("mul", [](const Inputs& x) { return mul(x[0], x[1]); }, (Inputs{leaf({2, 3}, 1), leaf({2, 3}, 2)}));
-  CHECK_GRADCHECK("mul", [](const Inputs& x) { return mul(x[0], x[1]); }, (Inputs{leaf({2, 1}, 3), leaf({1, 3}, 4)}));
-  CHECK_GRADCHECK("mul", [](const Inputs& x) { return mul(x[0], x[1]); }, (Inputs{leaf({4, 1, 3}, 5), leaf({2, 1}, 6)}));
-  CHECK_GRADCHECK("mul", [](const Inputs& x) { return mul(x[0], x[0]); }, (Inputs{leaf({5}, 7)}));  // same input twice
-  CHECK_GRADCHECK("mul_scalar", [](const Inputs& x) { return x[0] * -3.0f; }, (Inputs{leaf({2, 3}, 8)}));
-  CHECK_GRADCHECK("mul_scalar", [](const Inputs& x) { return -3.0f * x[0]; }, (Inputs{leaf({2, 3}, 8)}));
+  CHECK_GRADCHECK(
+      "mul", [](const Inputs& x) { return mul(x[0], x[1]); }, (Inputs{leaf({2, 3}, 1), leaf({2, 3}, 2)}));
+  CHECK_GRADCHECK(
+      "mul", [](const Inputs& x) { return mul(x[0], x[1]); }, (Inputs{leaf({2, 1}, 3), leaf({1, 3}, 4)}));
+  CHECK_GRADCHECK(
+      "mul", [](const Inputs& x) { return mul(x[0], x[1]); }, (Inputs{leaf({4, 1, 3}, 5), leaf({2, 1}, 6)}));
+  CHECK_GRADCHECK(
+      "mul", [](const Inputs& x) { return mul(x[0], x[0]); }, (Inputs{leaf({5}, 7)}));  // same input twice
+  CHECK_GRADCHECK(
+      "mul_scalar", [](const Inputs& x) { return x[0] * -3.0f; }, (Inputs{leaf({2, 3}, 8)}));
+  CHECK_GRADCHECK(
+      "mul_scalar", [](const Inputs& x) { return -3.0f * x[0]; }, (Inputs{leaf({2, 3}, 8)}));
 }
 
 TEST_CASE("div: backward matches finite differences, with broadcasting on both sides") {
-  CHECK_GRADCHECK("div", [](const Inputs& x) { return div(x[0], x[1]); },
-                  (Inputs{leaf({2, 3}, 1), away_from_zero({2, 3}, 2)}));
-  CHECK_GRADCHECK("div", [](const Inputs& x) { return div(x[0], x[1]); },
-                  (Inputs{leaf({4, 1, 3}, 3), away_from_zero({2, 1}, 4)}));
-  CHECK_GRADCHECK("div", [](const Inputs& x) { return div(x[0], x[1]); },
-                  (Inputs{leaf({3}, 5), away_from_zero({2, 1}, 6)}));
-  CHECK_GRADCHECK("div_scalar", [](const Inputs& x) { return x[0] / 4.0f; }, (Inputs{leaf({2, 3}, 7)}));
-  CHECK_GRADCHECK("rdiv", [](const Inputs& x) { return 2.0f / x[0]; }, (Inputs{away_from_zero({2, 3}, 8)}));
+  CHECK_GRADCHECK(
+      "div", [](const Inputs& x) { return div(x[0], x[1]); }, (Inputs{leaf({2, 3}, 1), away_from_zero({2, 3}, 2)}));
+  CHECK_GRADCHECK(
+      "div", [](const Inputs& x) { return div(x[0], x[1]); }, (Inputs{leaf({4, 1, 3}, 3), away_from_zero({2, 1}, 4)}));
+  CHECK_GRADCHECK(
+      "div", [](const Inputs& x) { return div(x[0], x[1]); }, (Inputs{leaf({3}, 5), away_from_zero({2, 1}, 6)}));
+  CHECK_GRADCHECK(
+      "div_scalar", [](const Inputs& x) { return x[0] / 4.0f; }, (Inputs{leaf({2, 3}, 7)}));
+  CHECK_GRADCHECK(
+      "rdiv", [](const Inputs& x) { return 2.0f / x[0]; }, (Inputs{away_from_zero({2, 3}, 8)}));
 }
 
 TEST_CASE("neg: backward matches finite differences") {
-  CHECK_GRADCHECK("neg", [](const Inputs& x) { return neg(x[0]); }, (Inputs{leaf({2, 3}, 1)}));
-  CHECK_GRADCHECK("neg", [](const Inputs& x) { return -x[0]; }, (Inputs{leaf({}, 2)}));
+  CHECK_GRADCHECK(
+      "neg", [](const Inputs& x) { return neg(x[0]); }, (Inputs{leaf({2, 3}, 1)}));
+  CHECK_GRADCHECK(
+      "neg", [](const Inputs& x) { return -x[0]; }, (Inputs{leaf({}, 2)}));
 }
 
 TEST_CASE("elementwise: backward through non-contiguous (transposed) inputs matches finite differences") {
   // gradcheck hands fn contiguous leaves; the transposes inside make the ops see strided memory.
   auto t = [](const Tensor& x) { return x.transpose(0, 1); };
-  CHECK_GRADCHECK("add", [&](const Inputs& x) { return add(t(x[0]), x[1]); },
-                  (Inputs{leaf({3, 2}, 1), leaf({2, 3}, 2)}));
-  CHECK_GRADCHECK("sub", [&](const Inputs& x) { return sub(t(x[0]), t(x[1])); },
-                  (Inputs{leaf({3, 2}, 3), leaf({3, 2}, 4)}));
-  CHECK_GRADCHECK("mul", [&](const Inputs& x) { return mul(t(x[0]), x[1]); },
-                  (Inputs{leaf({4, 2}, 5), leaf({2, 1}, 6)}));
-  CHECK_GRADCHECK("div", [&](const Inputs& x) { return div(x[0], t(x[1])); },
-                  (Inputs{leaf({2, 3}, 7), away_from_zero({3, 2}, 8)}));
-  CHECK_GRADCHECK("neg", [&](const Inputs& x) { return neg(t(x[0])); }, (Inputs{leaf({3, 2}, 9)}));
-  CHECK_GRADCHECK("mul_scalar", [&](const Inputs& x) { return t(x[0]) * 0.5f; }, (Inputs{leaf({3, 2}, 10)}));
-  CHECK_GRADCHECK("rdiv", [&](const Inputs& x) { return 1.0f / t(x[0]); }, (Inputs{away_from_zero({3, 2}, 11)}));
+  CHECK_GRADCHECK(
+      "add", [&](const Inputs& x) { return add(t(x[0]), x[1]); }, (Inputs{leaf({3, 2}, 1), leaf({2, 3}, 2)}));
+  CHECK_GRADCHECK(
+      "sub", [&](const Inputs& x) { return sub(t(x[0]), t(x[1])); }, (Inputs{leaf({3, 2}, 3), leaf({3, 2}, 4)}));
+  CHECK_GRADCHECK(
+      "mul", [&](const Inputs& x) { return mul(t(x[0]), x[1]); }, (Inputs{leaf({4, 2}, 5), leaf({2, 1}, 6)}));
+  CHECK_GRADCHECK(
+      "div", [&](const Inputs& x) { return div(x[0], t(x[1])); }, (Inputs{leaf({2, 3}, 7), away_from_zero({3, 2}, 8)}));
+  CHECK_GRADCHECK(
+      "neg", [&](const Inputs& x) { return neg(t(x[0])); }, (Inputs{leaf({3, 2}, 9)}));
+  CHECK_GRADCHECK(
+      "mul_scalar", [&](const Inputs& x) { return t(x[0]) * 0.5f; }, (Inputs{leaf({3, 2}, 10)}));
+  CHECK_GRADCHECK(
+      "rdiv", [&](const Inputs& x) { return 1.0f / t(x[0]); }, (Inputs{away_from_zero({3, 2}, 11)}));
 }
 
 TEST_CASE("elementwise: gradients of a broadcast input are summed back to its shape (hand-checked)") {
@@ -178,10 +201,10 @@ TEST_CASE("elementwise: gradients of a broadcast input are summed back to its sh
 
 TEST_CASE("elementwise: shapes that cannot broadcast throw naming the op, both shapes and the dim") {
   const Tensor a = zeros({2, 3}), b = zeros({4});
-  CHECK_THROWS_WITH_AS(add(a, b),
-                       "add: shapes [2, 3] and [4] cannot be broadcast (dim 1: 3 vs 4; sizes must match or be 1)", Error);
-  CHECK_THROWS_WITH_AS(a - b, "sub: shapes [2, 3] and [4] cannot be broadcast (dim 1: 3 vs 4; sizes must match or be 1)",
-                       Error);
+  CHECK_THROWS_WITH_AS(
+      add(a, b), "add: shapes [2, 3] and [4] cannot be broadcast (dim 1: 3 vs 4; sizes must match or be 1)", Error);
+  CHECK_THROWS_WITH_AS(
+      a - b, "sub: shapes [2, 3] and [4] cannot be broadcast (dim 1: 3 vs 4; sizes must match or be 1)", Error);
   CHECK_THROWS_WITH_AS(mul(zeros({2, 3}), zeros({3, 3})),
                        "mul: shapes [2, 3] and [3, 3] cannot be broadcast (dim 0: 2 vs 3; sizes must match or be 1)",
                        Error);

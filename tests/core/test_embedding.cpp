@@ -1,11 +1,10 @@
 // embedding: row lookup by ids of any shape, the scatter-add backward
 // (repeated ids accumulate, unused rows get exactly zero), id range errors,
 // and PyTorch's golden values.
-#include "tests/core/test_helpers.h"
-
-#include "train/safetensors.h"
-
 #include <functional>
+
+#include "tests/core/test_helpers.h"
+#include "train/safetensors.h"
 
 using namespace ember;
 using ember::testing::check_values;

@@ -21,10 +21,12 @@ TEST_CASE("gelu_linear: forward by hand and equal to linear(gelu(u))") {
 TEST_CASE("gelu_linear: backward matches finite differences and the unfused gradients") {
   for (GeluApprox approx : {GeluApprox::None, GeluApprox::Tanh}) {
     CAPTURE(static_cast<int>(approx));
-    CHECK_GRADCHECK("gelu_linear", [approx](const std::vector<Tensor>& v) { return gelu_linear(v[0], v[1], v[2], approx); },
-                    (std::vector<Tensor>{leaf({2, 3, 4}, 4), leaf({3, 4}, 5), leaf({3}, 6)}));
-    CHECK_GRADCHECK("gelu_linear", [approx](const std::vector<Tensor>& v) { return gelu_linear(v[0], v[1], Tensor(), approx); },
-                    (std::vector<Tensor>{leaf({5, 4}, 7), leaf({2, 4}, 8)}));
+    CHECK_GRADCHECK(
+        "gelu_linear", [approx](const std::vector<Tensor>& v) { return gelu_linear(v[0], v[1], v[2], approx); },
+        (std::vector<Tensor>{leaf({2, 3, 4}, 4), leaf({3, 4}, 5), leaf({3}, 6)}));
+    CHECK_GRADCHECK(
+        "gelu_linear", [approx](const std::vector<Tensor>& v) { return gelu_linear(v[0], v[1], Tensor(), approx); },
+        (std::vector<Tensor>{leaf({5, 4}, 7), leaf({2, 4}, 8)}));
     Tensor u1 = leaf({4, 6}, 9), w1 = leaf({3, 6}, 10), u2 = u1.detach().clone(), w2 = w1.detach().clone();
     u2.requires_grad_();
     w2.requires_grad_();

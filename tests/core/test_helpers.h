@@ -2,12 +2,12 @@
 // tolerance, and a gradcheck assertion that prints gradcheck's report.
 #pragma once
 
-#include "core/ember.h"
-
 #include <doctest/doctest.h>
 
 #include <cmath>
 #include <vector>
+
+#include "core/ember.h"
 
 namespace ember::testing {
 
@@ -15,8 +15,8 @@ namespace ember::testing {
 inline void check_values(const Tensor& got, const std::vector<float>& expected, float tol = 1e-6f) {
   const std::vector<float> v = got.to_vector();
   REQUIRE(v.size() == expected.size());
-  for (size_t i = 0; i < v.size(); ++i) CHECK_MESSAGE(std::abs(v[i] - expected[i]) <= tol, "element ", i, ": got ",
-                                                      v[i], ", expected ", expected[i]);
+  for (size_t i = 0; i < v.size(); ++i)
+    CHECK_MESSAGE(std::abs(v[i] - expected[i]) <= tol, "element ", i, ": got ", v[i], ", expected ", expected[i]);
 }
 
 inline Tensor leaf(const Shape& shape, uint64_t seed, float scale = 1.0f) {
@@ -26,10 +26,10 @@ inline Tensor leaf(const Shape& shape, uint64_t seed, float scale = 1.0f) {
   return t;
 }
 
-#define CHECK_GRADCHECK(op, fn, inputs)                       \
-  do {                                                        \
+#define CHECK_GRADCHECK(op, fn, inputs)                                     \
+  do {                                                                      \
     const ::ember::GradcheckResult r_ = ::ember::gradcheck(op, fn, inputs); \
-    CHECK_MESSAGE(r_.ok, r_.message);                         \
+    CHECK_MESSAGE(r_.ok, r_.message);                                       \
   } while (0)
 
 }  // namespace ember::testing

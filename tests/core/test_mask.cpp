@@ -1,11 +1,11 @@
 // masked_fill, causal_mask and dropout: values, broadcasting of the mask,
 // gradients that stop at filled or dropped elements, dropout's statistics and
 // reproducibility from a seed, and the error messages.
-#include "tests/core/test_helpers.h"
-
 #include <cmath>
 #include <functional>
 #include <limits>
+
+#include "tests/core/test_helpers.h"
 
 using namespace ember;
 using ember::testing::check_values;

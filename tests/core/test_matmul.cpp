@@ -1,13 +1,12 @@
 // matmul and linear: hand-computed products, broadcasting batch dims, strided
 // and transposed operands against contiguous copies and a naive loop, gradient
 // checks, error messages, and PyTorch's golden values.
-#include "tests/core/test_helpers.h"
+#include <functional>
 
 #include "core/parallel.h"
 #include "core/storage.h"
+#include "tests/core/test_helpers.h"
 #include "train/safetensors.h"
-
-#include <functional>
 
 using namespace ember;
 using ember::testing::check_values;
@@ -91,7 +90,7 @@ TEST_CASE("matmul: strided and transposed operands give the same result as conti
   check_values(matmul(narrow_a, bt), naive_matmul(narrow_a.contiguous(), bt), tol);
   // Batched transposes, a batch stride that does not continue the rows, and an
   // expanded (stride 0) batch: the per-batch loop instead of one stacked product.
-  const Tensor ba = randn_seeded({3, 4, 5}, 4).transpose(1, 2);  // [3, 5, 4], rows unit-stride
+  const Tensor ba = randn_seeded({3, 4, 5}, 4).transpose(1, 2);           // [3, 5, 4], rows unit-stride
   const Tensor interleaved = randn_seeded({5, 3, 4}, 5).transpose(0, 1);  // [3, 5, 4], batch stride 4
   const Tensor expanded = randn_seeded({1, 5, 4}, 6).expand({3, 5, 4});
   const Tensor b2 = randn_seeded({4, 6}, 7), b3t = randn_seeded({3, 6, 4}, 8).transpose(1, 2);
@@ -241,9 +240,9 @@ TEST_CASE("linear: backward matches finite differences") {
 TEST_CASE("linear: bad shapes throw errors naming x, weight and the rule") {
   CHECK_THROWS_WITH_AS(linear(zeros({2, 3}), zeros({3}), Tensor()),
                        "linear: weight must be 2-D [out, in] but has shape [3] (x [2, 3])", Error);
-  CHECK_THROWS_WITH_AS(linear(zeros({2, 3}), zeros({4, 5}), Tensor()),
-                       "linear: in_features differ: x [2, 3] vs weight [4, 5] (3 != 5; x is [..., in], weight [out, in])",
-                       Error);
+  CHECK_THROWS_WITH_AS(
+      linear(zeros({2, 3}), zeros({4, 5}), Tensor()),
+      "linear: in_features differ: x [2, 3] vs weight [4, 5] (3 != 5; x is [..., in], weight [out, in])", Error);
   CHECK_THROWS_WITH_AS(linear(zeros({2, 5}), zeros({4, 5}), zeros({3})),
                        "linear: bias must have shape [4] to match weight [4, 5] ([out, in]) but has [3] (x [2, 5])",
                        Error);

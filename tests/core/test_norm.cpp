@@ -1,11 +1,10 @@
 // layer_norm: a row normalised by hand, optional weight and bias, gradient
 // checks (also over many rows, split into chunks, and on strided input),
 // thread-count independence of the weight/bias gradients, and the errors.
-#include "tests/core/test_helpers.h"
+#include <functional>
 
 #include "core/parallel.h"
-
-#include <functional>
+#include "tests/core/test_helpers.h"
 
 using namespace ember;
 using ember::testing::check_values;
@@ -33,8 +32,7 @@ TEST_CASE("layer_norm: forward matches a row normalised by hand") {
   // (eps 0 so the scale cancels exactly; 2e-6 allows for the rounding of the larger inputs).
   const Tensor two = tensor({2, 4}, {1, 2, 3, 4, 10, 30, 50, 70});
   check_values(layer_norm(two, Tensor(), Tensor(), 0.0f),
-               {-1.34164079f, -0.4472136f, 0.4472136f, 1.34164079f, -1.34164079f, -0.4472136f, 0.4472136f,
-                1.34164079f},
+               {-1.34164079f, -0.4472136f, 0.4472136f, 1.34164079f, -1.34164079f, -0.4472136f, 0.4472136f, 1.34164079f},
                2e-6f);
   // A constant row has zero variance: xhat is 0, not NaN, thanks to eps.
   check_values(layer_norm(full({1, 3}, 7.0f), Tensor(), Tensor()), {0, 0, 0}, 0.0f);

@@ -1,10 +1,10 @@
 // Reductions: sum, mean and max over one or several dims with and without
 // keepdim, sum()/mean() of everything, and sum_to. Hand-computed forwards,
 // finite-difference gradients, max's tie rule, and the error messages.
-#include "tests/core/test_helpers.h"
-
 #include <cmath>
 #include <limits>
+
+#include "tests/core/test_helpers.h"
 
 using namespace ember;
 using ember::testing::check_values;
@@ -74,7 +74,7 @@ TEST_CASE("max: forward over one dim, several dims, with and without keepdim") {
   check_values(max(y, {0, 2}), {15, 19, 23});
   check_values(max(y.transpose(0, 2), {1}), {8, 20, 9, 21, 10, 22, 11, 23});  // [4, 2]: 12 b + 8 + c
   const float inf = std::numeric_limits<float>::infinity();
-  CHECK(max(full({3}, -inf), {0}).item() == -inf);  // an all -inf row keeps -inf (and its index)
+  CHECK(max(full({3}, -inf), {0}).item() == -inf);               // an all -inf row keeps -inf (and its index)
   CHECK(std::isnan(max(tensor({3}, {1, NAN, 2}), {0}).item()));  // NaN propagates, as in PyTorch
 }
 
@@ -112,17 +112,31 @@ TEST_CASE("sum_to: sums a broadcast result back down to a shape") {
 }
 
 TEST_CASE("sum: backward matches finite differences") {
-  CHECK_GRADCHECK("sum", [](const Inputs& x) { return sum(x[0]); }, (Inputs{leaf({2, 3, 4}, 1)}));
-  CHECK_GRADCHECK("sum", [](const Inputs& x) { return sum(x[0], {1}); }, (Inputs{leaf({2, 3, 4}, 2)}));
-  CHECK_GRADCHECK("sum", [](const Inputs& x) { return sum(x[0], {0, 2}, true); }, (Inputs{leaf({2, 3, 4}, 3)}));
-  CHECK_GRADCHECK("sum", [](const Inputs& x) { return sum(x[0].transpose(0, 2), {-1}); },
-                  (Inputs{leaf({2, 3, 4}, 4)}));
+  CHECK_GRADCHECK(
+      "sum", [](const Inputs& x) { return sum(x[0]); }, (Inputs{leaf({2, 3, 4}, 1)}));
+  CHECK_GRADCHECK(
+      "sum", [](const Inputs& x) { return sum(x[0], {1}); }, (Inputs{leaf({2, 3, 4}, 2)}));
+  CHECK_GRADCHECK(
+      "sum",
+      [](const Inputs& x) {
+        return sum(x[0], {0, 2}, true);
+      },
+      (Inputs{leaf({2, 3, 4}, 3)}));
+  CHECK_GRADCHECK(
+      "sum", [](const Inputs& x) { return sum(x[0].transpose(0, 2), {-1}); }, (Inputs{leaf({2, 3, 4}, 4)}));
 }
 
 TEST_CASE("mean: backward matches finite differences") {
-  CHECK_GRADCHECK("mean", [](const Inputs& x) { return mean(x[0]); }, (Inputs{leaf({2, 3, 4}, 1)}));
-  CHECK_GRADCHECK("mean", [](const Inputs& x) { return mean(x[0], {2}); }, (Inputs{leaf({2, 3, 4}, 2)}));
-  CHECK_GRADCHECK("mean", [](const Inputs& x) { return mean(x[0], {0, 1}, true); }, (Inputs{leaf({2, 3, 4}, 3)}));
+  CHECK_GRADCHECK(
+      "mean", [](const Inputs& x) { return mean(x[0]); }, (Inputs{leaf({2, 3, 4}, 1)}));
+  CHECK_GRADCHECK(
+      "mean", [](const Inputs& x) { return mean(x[0], {2}); }, (Inputs{leaf({2, 3, 4}, 2)}));
+  CHECK_GRADCHECK(
+      "mean",
+      [](const Inputs& x) {
+        return mean(x[0], {0, 1}, true);
+      },
+      (Inputs{leaf({2, 3, 4}, 3)}));
   Tensor x = ones({2, 4});
   x.requires_grad_();
   mean(x).backward();
@@ -131,15 +145,33 @@ TEST_CASE("mean: backward matches finite differences") {
 
 TEST_CASE("max: backward matches finite differences") {
   // Normal draws are distinct by far more than the 1e-3 step, so no max switches inside a difference.
-  CHECK_GRADCHECK("max", [](const Inputs& x) { return max(x[0], {1}); }, (Inputs{leaf({3, 4}, 1)}));
-  CHECK_GRADCHECK("max", [](const Inputs& x) { return max(x[0], {0, 2}, true); }, (Inputs{leaf({2, 3, 4}, 2)}));
-  CHECK_GRADCHECK("max", [](const Inputs& x) { return max(x[0].transpose(0, 1), {-1}); }, (Inputs{leaf({3, 4}, 3)}));
+  CHECK_GRADCHECK(
+      "max", [](const Inputs& x) { return max(x[0], {1}); }, (Inputs{leaf({3, 4}, 1)}));
+  CHECK_GRADCHECK(
+      "max",
+      [](const Inputs& x) {
+        return max(x[0], {0, 2}, true);
+      },
+      (Inputs{leaf({2, 3, 4}, 2)}));
+  CHECK_GRADCHECK(
+      "max", [](const Inputs& x) { return max(x[0].transpose(0, 1), {-1}); }, (Inputs{leaf({3, 4}, 3)}));
 }
 
 TEST_CASE("sum_to: backward matches finite differences") {
-  CHECK_GRADCHECK("sum_to", [](const Inputs& x) { return sum_to(x[0], {3, 1}); }, (Inputs{leaf({2, 3, 4}, 1)}));
-  CHECK_GRADCHECK("sum_to", [](const Inputs& x) { return sum_to(x[0], {1, 4}); }, (Inputs{leaf({2, 3, 4}, 2)}));
-  CHECK_GRADCHECK("sum_to", [](const Inputs& x) { return sum_to(x[0], {}); }, (Inputs{leaf({2, 3}, 3)}));
+  CHECK_GRADCHECK(
+      "sum_to",
+      [](const Inputs& x) {
+        return sum_to(x[0], {3, 1});
+      },
+      (Inputs{leaf({2, 3, 4}, 1)}));
+  CHECK_GRADCHECK(
+      "sum_to",
+      [](const Inputs& x) {
+        return sum_to(x[0], {1, 4});
+      },
+      (Inputs{leaf({2, 3, 4}, 2)}));
+  CHECK_GRADCHECK(
+      "sum_to", [](const Inputs& x) { return sum_to(x[0], {}); }, (Inputs{leaf({2, 3}, 3)}));
 }
 
 TEST_CASE("reduce: a dim out of range throws naming the op, the dim and the rank") {

@@ -2,11 +2,10 @@
 // golden values in tests/reference/data/ops.safetensors (made by
 // tests/reference/generate.py; see tests/reference/README.md): outputs, and
 // gradients of sum(out * gout), or of the loss itself for cross_entropy.
-#include "tests/core/test_helpers.h"
-
-#include "train/safetensors.h"
-
 #include <string>
+
+#include "tests/core/test_helpers.h"
+#include "train/safetensors.h"
 
 using namespace ember;
 using ember::testing::check_values;
@@ -49,9 +48,10 @@ void check_unary_case(const std::string& prefix, Fn fn, float tol) {
 TEST_CASE("softmax and log_softmax: match PyTorch on the last dim and on dim 1") {
   for (const char* c : {"last", "dim1"}) {
     const int64_t dim = std::string(c) == "last" ? -1 : 1;
-    check_unary_case(std::string("softmax.") + c + ".", [dim](const Tensor& x) { return softmax(x, dim); }, 1e-6f);
-    check_unary_case(std::string("log_softmax.") + c + ".", [dim](const Tensor& x) { return log_softmax(x, dim); },
-                     1e-5f);
+    check_unary_case(
+        std::string("softmax.") + c + ".", [dim](const Tensor& x) { return softmax(x, dim); }, 1e-6f);
+    check_unary_case(
+        std::string("log_softmax.") + c + ".", [dim](const Tensor& x) { return log_softmax(x, dim); }, 1e-5f);
   }
 }
 
@@ -79,6 +79,8 @@ TEST_CASE("layer_norm: matches PyTorch for the output and the x, weight and bias
 }
 
 TEST_CASE("gelu: exact and tanh forms match PyTorch, including x = 0 and the tails at +-6") {
-  check_unary_case("gelu.erf.", [](const Tensor& x) { return gelu(x, GeluApprox::None); }, 1e-6f);
-  check_unary_case("gelu.tanh.", [](const Tensor& x) { return gelu(x, GeluApprox::Tanh); }, 1e-6f);
+  check_unary_case(
+      "gelu.erf.", [](const Tensor& x) { return gelu(x, GeluApprox::None); }, 1e-6f);
+  check_unary_case(
+      "gelu.tanh.", [](const Tensor& x) { return gelu(x, GeluApprox::Tanh); }, 1e-6f);
 }

@@ -1,11 +1,11 @@
 // softmax, log_softmax and cross_entropy: hand-computed values, stability on
 // large and -inf inputs, every dim and layout against the last-dim path,
 // gradient checks, ignore_index and the error messages.
-#include "tests/core/test_helpers.h"
-
 #include <cmath>
 #include <functional>
 #include <limits>
+
+#include "tests/core/test_helpers.h"
 
 using namespace ember;
 using ember::testing::check_values;
@@ -28,8 +28,7 @@ TEST_CASE("softmax: forward matches hand-computed values") {
   // A constant shift changes nothing, and large values do not overflow (the max is subtracted).
   check_values(softmax(tensor({1, 3}, {1001, 1002, 1003}), -1), kSoftmax123, 1e-6f);
   // Over dim 0 of [[1, 2], [3, 4]]: each column is softmax([v, v + 2]) = [1/(1+e^2), e^2/(1+e^2)].
-  check_values(softmax(tensor({2, 2}, {1, 2, 3, 4}), 0), {0.11920292f, 0.11920292f, 0.88079708f, 0.88079708f},
-               1e-6f);
+  check_values(softmax(tensor({2, 2}, {1, 2, 3, 4}), 0), {0.11920292f, 0.11920292f, 0.88079708f, 0.88079708f}, 1e-6f);
   // -inf entries (masked positions) get exactly 0, and the rest renormalise.
   check_values(softmax(tensor({3}, {-kInf, 0.0f, 0.0f}), 0), {0.0f, 0.5f, 0.5f}, 0.0f);
 }
@@ -75,8 +74,8 @@ TEST_CASE("softmax: backward matches finite differences on every dim and on stri
   }
   // Transposed input, softmax over its (strided) last dim.
   CHECK_GRADCHECK("softmax", Fn([](const std::vector<Tensor>& v) { return softmax(v[0].transpose(0, 2), -1); }), x);
-  CHECK_GRADCHECK("log_softmax",
-                  Fn([](const std::vector<Tensor>& v) { return log_softmax(v[0].transpose(1, 2), 1); }), x);
+  CHECK_GRADCHECK("log_softmax", Fn([](const std::vector<Tensor>& v) { return log_softmax(v[0].transpose(1, 2), 1); }),
+                  x);
   // More than one column block (inner 260 > 256).
   CHECK_GRADCHECK("softmax", Fn([](const std::vector<Tensor>& v) { return softmax(v[0], 0); }),
                   std::vector<Tensor>{leaf({3, 260}, 12)});
@@ -111,9 +110,10 @@ TEST_CASE("cross_entropy: forward and gradient match a hand computation with an 
   CHECK(loss.item() == doctest::Approx(0.75310912).epsilon(1e-6));
   loss.backward();
   // (softmax - onehot) / 2 per counted row; zero for the ignored one.
-  check_values(x.grad(),
-               {kSoftmax123[0] / 2, kSoftmax123[1] / 2, (kSoftmax123[2] - 1) / 2, -1.0f / 3, 1.0f / 6, 1.0f / 6, 0, 0, 0},
-               1e-6f);
+  check_values(
+      x.grad(),
+      {kSoftmax123[0] / 2, kSoftmax123[1] / 2, (kSoftmax123[2] - 1) / 2, -1.0f / 3, 1.0f / 6, 1.0f / 6, 0, 0, 0},
+      1e-6f);
 }
 
 TEST_CASE("cross_entropy: equals the mean of -log_softmax at the targets, for [N, V] and [B, T, V]") {
@@ -130,8 +130,7 @@ TEST_CASE("cross_entropy: equals the mean of -log_softmax at the targets, for [N
   for (size_t r = 0; r < t.size(); ++r)
     if (t[r] != -1) expected -= lp[r * 1001 + t[r]] / 7.0;
   CHECK(cross_entropy(x, targets, -1).item() == doctest::Approx(expected).epsilon(1e-5));
-  CHECK(cross_entropy(x.view({8, 1001}), IntTensor({8}, t), -1).item() ==
-        doctest::Approx(expected).epsilon(1e-5));
+  CHECK(cross_entropy(x.view({8, 1001}), IntTensor({8}, t), -1).item() == doctest::Approx(expected).epsilon(1e-5));
 }
 
 TEST_CASE("cross_entropy: backward matches finite differences, 2-D, 3-D and strided") {
@@ -167,9 +166,9 @@ TEST_CASE("cross_entropy: errors name the shapes, or the bad target's position a
   CHECK_THROWS_WITH_AS(cross_entropy(zeros({4, 5}), IntTensor({3}, {0, 1, 2})),
                        "cross_entropy: targets [3] must have the shape of logits [4, 5] without its class dim, [4]",
                        Error);
-  CHECK_THROWS_WITH_AS(cross_entropy(zeros({2, 3, 5}), IntTensor({6}, {0, 1, 2, 3, 4, 0})),
-                       "cross_entropy: targets [6] must have the shape of logits [2, 3, 5] without its class dim, [2, 3]",
-                       Error);
+  CHECK_THROWS_WITH_AS(
+      cross_entropy(zeros({2, 3, 5}), IntTensor({6}, {0, 1, 2, 3, 4, 0})),
+      "cross_entropy: targets [6] must have the shape of logits [2, 3, 5] without its class dim, [2, 3]", Error);
   CHECK_THROWS_WITH_AS(cross_entropy(zeros({2, 3, 5}), IntTensor({2, 3}, {0, 1, 2, 3, 5, 0})),
                        "cross_entropy: target 5 at position [1, 1] is outside [0, 5) and is not ignore_index -100",
                        Error);

@@ -1,7 +1,7 @@
 // Tensor basics: factories, views sharing storage, contiguity, printing, errors.
-#include "tests/core/test_helpers.h"
-
 #include <fmt/format.h>
+
+#include "tests/core/test_helpers.h"
 
 using namespace ember;
 using ember::testing::check_values;
@@ -35,7 +35,7 @@ TEST_CASE("tensor: seeded generators make random factories reproducible") {
   double m = 0, var = 0;
   for (float x : n) m += x / n.size();
   for (float x : n) var += (x - m) * (x - m) / n.size();
-  CHECK(m == doctest::Approx(3.0).epsilon(0.02));   // std error of the mean 0.014
+  CHECK(m == doctest::Approx(3.0).epsilon(0.02));    // std error of the mean 0.014
   CHECK(var == doctest::Approx(4.0).epsilon(0.05));  // std error of the variance ~0.04
 }
 
@@ -92,8 +92,8 @@ TEST_CASE("tensor: bad shapes and indices throw clear errors") {
   CHECK_THROWS_WITH_AS(arange(6).transpose(0, 1), "transpose: dim 1 is out of range for a tensor with 1 dims", Error);
   CHECK_THROWS_WITH_AS(arange(6).narrow(0, 4, 3), "narrow: start 4 + length 3 exceeds size 6 of dim 0 (shape [6])",
                        Error);
-  CHECK_THROWS_WITH_AS(tensor({2}, {1, 2}).expand({3}), "expand: cannot expand shape [2] to [3] (dim 0: 2 is neither 3 nor 1)",
-                       Error);
+  CHECK_THROWS_WITH_AS(tensor({2}, {1, 2}).expand({3}),
+                       "expand: cannot expand shape [2] to [3] (dim 0: 2 is neither 3 nor 1)", Error);
   CHECK_THROWS_WITH_AS(zeros({2}).item(), "item: tensor of shape [2] has 2 elements, not 1", Error);
   CHECK_THROWS_WITH_AS(zeros({2}).at({2}), "at: index 2 is out of range for dim 0 of shape [2]", Error);
   CHECK_THROWS_WITH_AS(Tensor().shape(), "tensor: use of an undefined tensor", Error);
@@ -114,24 +114,50 @@ TEST_CASE("cat and stack: forward joins along a dim, backward splits the gradien
   check_values(cat({a, b}, 1), {1, 3, 4, 2, 5, 6});
   check_values(stack({a, a}, 0), {1, 2, 1, 2});
   CHECK(stack({a, a}, 2).shape() == Shape{2, 1, 2});
-  CHECK_GRADCHECK("cat", [](const std::vector<Tensor>& x) { return cat({x[0], x[1]}, -1); },
-                  (std::vector<Tensor>{ember::testing::leaf({2, 3}, 1), ember::testing::leaf({2, 2}, 2)}));
-  CHECK_GRADCHECK("stack", [](const std::vector<Tensor>& x) { return stack({x[0], x[1]}, 1); },
-                  (std::vector<Tensor>{ember::testing::leaf({2, 3}, 1), ember::testing::leaf({2, 3}, 2)}));
-  CHECK_THROWS_WITH_AS(cat({a, b}, 0), "cat: tensor 1 has shape [2, 2] but tensor 0 has [2, 1] (all sizes but dim 0 must match)",
-                       Error);
+  CHECK_GRADCHECK(
+      "cat",
+      [](const std::vector<Tensor>& x) {
+        return cat({x[0], x[1]}, -1);
+      },
+      (std::vector<Tensor>{ember::testing::leaf({2, 3}, 1), ember::testing::leaf({2, 2}, 2)}));
+  CHECK_GRADCHECK(
+      "stack",
+      [](const std::vector<Tensor>& x) {
+        return stack({x[0], x[1]}, 1);
+      },
+      (std::vector<Tensor>{ember::testing::leaf({2, 3}, 1), ember::testing::leaf({2, 3}, 2)}));
+  CHECK_THROWS_WITH_AS(
+      cat({a, b}, 0), "cat: tensor 1 has shape [2, 2] but tensor 0 has [2, 1] (all sizes but dim 0 must match)", Error);
   CHECK_THROWS_WITH_AS(stack({a, b}, 0), "stack: tensor 1 has shape [2, 2] but tensor 0 has [2, 1]", Error);
 }
 
 TEST_CASE("views: gradients flow back through every view op") {
   using ember::testing::leaf;
   const std::vector<Tensor> x{leaf({2, 3, 4}, 3)};
-  CHECK_GRADCHECK("view", [](const std::vector<Tensor>& v) { return v[0].view({6, 4}); }, x);
-  CHECK_GRADCHECK("transpose", [](const std::vector<Tensor>& v) { return v[0].transpose(0, 2); }, x);
-  CHECK_GRADCHECK("permute", [](const std::vector<Tensor>& v) { return v[0].permute({2, 0, 1}); }, x);
-  CHECK_GRADCHECK("narrow", [](const std::vector<Tensor>& v) { return v[0].narrow(1, 1, 2); }, x);
-  CHECK_GRADCHECK("unsqueeze", [](const std::vector<Tensor>& v) { return v[0].unsqueeze(1).squeeze(1); }, x);
-  CHECK_GRADCHECK("reshape", [](const std::vector<Tensor>& v) { return v[0].transpose(0, 1).reshape({-1}); }, x);
-  CHECK_GRADCHECK("expand", [](const std::vector<Tensor>& v) { return v[0].narrow(1, 0, 1).expand({5, 2, 3, 4}); },
-                  x);
+  CHECK_GRADCHECK(
+      "view",
+      [](const std::vector<Tensor>& v) {
+        return v[0].view({6, 4});
+      },
+      x);
+  CHECK_GRADCHECK(
+      "transpose", [](const std::vector<Tensor>& v) { return v[0].transpose(0, 2); }, x);
+  CHECK_GRADCHECK(
+      "permute",
+      [](const std::vector<Tensor>& v) {
+        return v[0].permute({2, 0, 1});
+      },
+      x);
+  CHECK_GRADCHECK(
+      "narrow", [](const std::vector<Tensor>& v) { return v[0].narrow(1, 1, 2); }, x);
+  CHECK_GRADCHECK(
+      "unsqueeze", [](const std::vector<Tensor>& v) { return v[0].unsqueeze(1).squeeze(1); }, x);
+  CHECK_GRADCHECK(
+      "reshape", [](const std::vector<Tensor>& v) { return v[0].transpose(0, 1).reshape({-1}); }, x);
+  CHECK_GRADCHECK(
+      "expand",
+      [](const std::vector<Tensor>& v) {
+        return v[0].narrow(1, 0, 1).expand({5, 2, 3, 4});
+      },
+      x);
 }

@@ -1,9 +1,9 @@
 // Pointwise functions: pow, exp, log, sqrt, tanh, relu and gelu (exact and
 // tanh forms). Known values, finite-difference gradients with inputs kept in
 // each function's domain, and the nodes' ownership and error behaviour.
-#include "tests/core/test_helpers.h"
-
 #include <limits>
+
+#include "tests/core/test_helpers.h"
 
 using namespace ember;
 using ember::testing::check_values;
@@ -74,11 +74,16 @@ TEST_CASE("unary: forwards read non-contiguous inputs correctly") {
 }
 
 TEST_CASE("pow: backward matches finite differences") {
-  CHECK_GRADCHECK("pow", [](const Inputs& x) { return pow(x[0], 2.0f); }, (Inputs{leaf({2, 3}, 1)}));
-  CHECK_GRADCHECK("pow", [](const Inputs& x) { return pow(x[0], 3.0f); }, (Inputs{leaf({2, 3}, 2)}));
-  CHECK_GRADCHECK("pow", [](const Inputs& x) { return pow(x[0], 0.5f); }, (Inputs{uniform_leaf({2, 3}, 3, 0.5f, 2)}));
-  CHECK_GRADCHECK("pow", [](const Inputs& x) { return pow(x[0], -1.5f); }, (Inputs{uniform_leaf({2, 3}, 4, 0.5f, 2)}));
-  CHECK_GRADCHECK("pow", [](const Inputs& x) { return pow(x[0].transpose(0, 1), 2.0f); }, (Inputs{leaf({2, 3}, 5)}));
+  CHECK_GRADCHECK(
+      "pow", [](const Inputs& x) { return pow(x[0], 2.0f); }, (Inputs{leaf({2, 3}, 1)}));
+  CHECK_GRADCHECK(
+      "pow", [](const Inputs& x) { return pow(x[0], 3.0f); }, (Inputs{leaf({2, 3}, 2)}));
+  CHECK_GRADCHECK(
+      "pow", [](const Inputs& x) { return pow(x[0], 0.5f); }, (Inputs{uniform_leaf({2, 3}, 3, 0.5f, 2)}));
+  CHECK_GRADCHECK(
+      "pow", [](const Inputs& x) { return pow(x[0], -1.5f); }, (Inputs{uniform_leaf({2, 3}, 4, 0.5f, 2)}));
+  CHECK_GRADCHECK(
+      "pow", [](const Inputs& x) { return pow(x[0].transpose(0, 1), 2.0f); }, (Inputs{leaf({2, 3}, 5)}));
 }
 
 TEST_CASE("pow: hand-checked gradients, including exponent 0 at x = 0") {
@@ -93,25 +98,32 @@ TEST_CASE("pow: hand-checked gradients, including exponent 0 at x = 0") {
 }
 
 TEST_CASE("exp: backward matches finite differences") {
-  CHECK_GRADCHECK("exp", [](const Inputs& x) { return exp(x[0]); }, (Inputs{leaf({2, 3}, 1)}));
-  CHECK_GRADCHECK("exp", [](const Inputs& x) { return exp(x[0].transpose(0, 1)); }, (Inputs{leaf({2, 3}, 2)}));
+  CHECK_GRADCHECK(
+      "exp", [](const Inputs& x) { return exp(x[0]); }, (Inputs{leaf({2, 3}, 1)}));
+  CHECK_GRADCHECK(
+      "exp", [](const Inputs& x) { return exp(x[0].transpose(0, 1)); }, (Inputs{leaf({2, 3}, 2)}));
 }
 
 TEST_CASE("log: backward matches finite differences on positive inputs") {
-  CHECK_GRADCHECK("log", [](const Inputs& x) { return log(x[0]); }, (Inputs{uniform_leaf({2, 3}, 1, 0.3f, 3)}));
+  CHECK_GRADCHECK(
+      "log", [](const Inputs& x) { return log(x[0]); }, (Inputs{uniform_leaf({2, 3}, 1, 0.3f, 3)}));
 }
 
 TEST_CASE("sqrt: backward matches finite differences on positive inputs") {
-  CHECK_GRADCHECK("sqrt", [](const Inputs& x) { return sqrt(x[0]); }, (Inputs{uniform_leaf({2, 3}, 1, 0.3f, 3)}));
+  CHECK_GRADCHECK(
+      "sqrt", [](const Inputs& x) { return sqrt(x[0]); }, (Inputs{uniform_leaf({2, 3}, 1, 0.3f, 3)}));
 }
 
 TEST_CASE("tanh: backward matches finite differences") {
-  CHECK_GRADCHECK("tanh", [](const Inputs& x) { return tanh(x[0]); }, (Inputs{leaf({2, 3}, 1)}));
-  CHECK_GRADCHECK("tanh", [](const Inputs& x) { return tanh(x[0] * 2.0f); }, (Inputs{leaf({3, 4}, 2)}));
+  CHECK_GRADCHECK(
+      "tanh", [](const Inputs& x) { return tanh(x[0]); }, (Inputs{leaf({2, 3}, 1)}));
+  CHECK_GRADCHECK(
+      "tanh", [](const Inputs& x) { return tanh(x[0] * 2.0f); }, (Inputs{leaf({3, 4}, 2)}));
 }
 
 TEST_CASE("relu: backward matches finite differences away from 0, and is 0 at 0") {
-  CHECK_GRADCHECK("relu", [](const Inputs& x) { return relu(x[0]); }, (Inputs{away_from_zero({3, 4}, 1)}));
+  CHECK_GRADCHECK(
+      "relu", [](const Inputs& x) { return relu(x[0]); }, (Inputs{away_from_zero({3, 4}, 1)}));
   Tensor x = tensor({4}, {-1, 0, 2, 0.5f});
   x.requires_grad_();
   sum(relu(x)).backward();
@@ -119,9 +131,10 @@ TEST_CASE("relu: backward matches finite differences away from 0, and is 0 at 0"
 }
 
 TEST_CASE("gelu: backward matches finite differences in both forms") {
-  CHECK_GRADCHECK("gelu", [](const Inputs& x) { return gelu(x[0]); }, (Inputs{leaf({3, 4}, 1, 2.0f)}));
-  CHECK_GRADCHECK("gelu", [](const Inputs& x) { return gelu(x[0], GeluApprox::Tanh); },
-                  (Inputs{leaf({3, 4}, 2, 2.0f)}));
+  CHECK_GRADCHECK(
+      "gelu", [](const Inputs& x) { return gelu(x[0]); }, (Inputs{leaf({3, 4}, 1, 2.0f)}));
+  CHECK_GRADCHECK(
+      "gelu", [](const Inputs& x) { return gelu(x[0], GeluApprox::Tanh); }, (Inputs{leaf({3, 4}, 2, 2.0f)}));
   // Hand-checked slope at 0: Phi(0) + 0 * phi(0) = 0.5 in both forms.
   Tensor z = scalar_tensor(0.0f);
   z.requires_grad_();
@@ -133,9 +146,9 @@ TEST_CASE("gelu: backward matches finite differences in both forms") {
 TEST_CASE("unary: ops that save their output do not own it (no reference cycle)") {
   Tensor x = tensor({2}, {0.5f, 1});
   x.requires_grad_();
-  for (Tensor (*op)(const Tensor&) : {static_cast<Tensor (*)(const Tensor&)>(exp),
-                                      static_cast<Tensor (*)(const Tensor&)>(sqrt),
-                                      static_cast<Tensor (*)(const Tensor&)>(tanh)}) {
+  for (Tensor (*op)(const Tensor&) :
+       {static_cast<Tensor (*)(const Tensor&)>(exp), static_cast<Tensor (*)(const Tensor&)>(sqrt),
+        static_cast<Tensor (*)(const Tensor&)>(tanh)}) {
     std::weak_ptr<Node> node;
     {
       const Tensor y = op(x);

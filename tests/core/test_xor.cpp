@@ -1,9 +1,9 @@
 // End to end: a 2-8-1 MLP (tanh hidden layer, linear output) learns XOR with a
 // plain SGD loop written here: forward, mean squared error, backward, then an
 // in-place update of each parameter's data under NoGradGuard and zeroed grads.
-#include "tests/core/test_helpers.h"
-
 #include <cmath>
+
+#include "tests/core/test_helpers.h"
 
 using namespace ember;
 

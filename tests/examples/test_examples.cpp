@@ -3,12 +3,12 @@
 // one line on stderr and exit code 2. The programs are found beside the test
 // binary (build/ or build/asan/).
 #include <doctest/doctest.h>
+#include <sys/wait.h>
 
 #include <array>
 #include <cstdio>
 #include <filesystem>
 #include <string>
-#include <sys/wait.h>
 
 namespace {
 

@@ -1,11 +1,11 @@
 // Modules and the GPT: names, state dicts, modes, per-layer gradients, the
 // fused attention against the op-by-op one, forward shapes for every
 // positional kind, and that a tiny GPT of each kind can memorise a batch.
+#include <set>
+
 #include "nn/gpt.h"
 #include "tests/core/test_helpers.h"
 #include "train/optim.h"
-
-#include <set>
 
 using namespace ember;
 using ember::testing::leaf;
@@ -46,13 +46,23 @@ TEST_CASE("GPT: parameter names are exactly nanoGPT's state-dict keys") {
   GPTConfig c = tiny(PosKind::Learned);
   c.n_layer = 1;
   GPT model(c);
-  const std::vector<std::string> expected{
-      "transformer.wte.weight",          "transformer.wpe.weight",           "transformer.h.0.ln_1.weight",
-      "transformer.h.0.ln_1.bias",       "transformer.h.0.attn.c_attn.weight", "transformer.h.0.attn.c_attn.bias",
-      "transformer.h.0.attn.c_proj.weight", "transformer.h.0.attn.c_proj.bias", "transformer.h.0.ln_2.weight",
-      "transformer.h.0.ln_2.bias",       "transformer.h.0.mlp.c_fc.weight",  "transformer.h.0.mlp.c_fc.bias",
-      "transformer.h.0.mlp.c_proj.weight", "transformer.h.0.mlp.c_proj.bias", "transformer.ln_f.weight",
-      "transformer.ln_f.bias",           "lm_head.weight"};
+  const std::vector<std::string> expected{"transformer.wte.weight",
+                                          "transformer.wpe.weight",
+                                          "transformer.h.0.ln_1.weight",
+                                          "transformer.h.0.ln_1.bias",
+                                          "transformer.h.0.attn.c_attn.weight",
+                                          "transformer.h.0.attn.c_attn.bias",
+                                          "transformer.h.0.attn.c_proj.weight",
+                                          "transformer.h.0.attn.c_proj.bias",
+                                          "transformer.h.0.ln_2.weight",
+                                          "transformer.h.0.ln_2.bias",
+                                          "transformer.h.0.mlp.c_fc.weight",
+                                          "transformer.h.0.mlp.c_fc.bias",
+                                          "transformer.h.0.mlp.c_proj.weight",
+                                          "transformer.h.0.mlp.c_proj.bias",
+                                          "transformer.ln_f.weight",
+                                          "transformer.ln_f.bias",
+                                          "lm_head.weight"};
   CHECK(names_of(model.state_dict()) == expected);
   // Tied: lm_head.weight is the same tensor, listed once among the parameters.
   const auto params = names_of(model.named_parameters());
@@ -87,8 +97,8 @@ TEST_CASE("Module: state_dict round-trips; bad keys and shapes are named in erro
   CHECK(a.forward(ids).to_vector() == b.forward(ids).to_vector());
   auto missing = sd;
   missing.erase("transformer.ln_f.bias");
-  CHECK_THROWS_WITH_AS(b.load_state_dict(missing), "load_state_dict: missing key 'transformer.ln_f.bias' (expected shape [16])",
-                       Error);
+  CHECK_THROWS_WITH_AS(b.load_state_dict(missing),
+                       "load_state_dict: missing key 'transformer.ln_f.bias' (expected shape [16])", Error);
   auto extra = sd;
   extra["transformer.h.9.ln_1.weight"] = zeros({16});
   CHECK_THROWS_WITH_AS(b.load_state_dict(extra),
@@ -146,8 +156,9 @@ TEST_CASE("attention: the fused op equals the op-by-op computation, forward and 
     ya.backward(g);
     yb.backward(g);
     ember::testing::check_values(a.grad(), b.grad().to_vector(), 1e-5f);
-    CHECK_GRADCHECK("causal_attention", [&](const std::vector<Tensor>& v) { return causal_attention(v[0], H, slopes); },
-                    std::vector<Tensor>{a});
+    CHECK_GRADCHECK(
+        "causal_attention", [&](const std::vector<Tensor>& v) { return causal_attention(v[0], H, slopes); },
+        std::vector<Tensor>{a});
   }
   CHECK_THROWS_WITH_AS(causal_attention(zeros({2, 3, 7}), 2), "causal_attention: qkv must be [B, T, 3C], got [2, 3, 7]",
                        Error);
@@ -156,21 +167,24 @@ TEST_CASE("attention: the fused op equals the op-by-op computation, forward and 
 TEST_CASE("layers: every layer's backward matches finite differences at small sizes") {
   Generator gen(9);
   Linear lin(4, 3, true, gen);
-  CHECK_GRADCHECK("Linear", [&](const std::vector<Tensor>& v) { return linear(v[0], v[1], v[2]); },
-                  (std::vector<Tensor>{leaf({2, 4}, 1), lin.weight, lin.bias}));
+  CHECK_GRADCHECK(
+      "Linear", [&](const std::vector<Tensor>& v) { return linear(v[0], v[1], v[2]); },
+      (std::vector<Tensor>{leaf({2, 4}, 1), lin.weight, lin.bias}));
   LayerNorm ln(6, true);
-  CHECK_GRADCHECK("LayerNorm", [&](const std::vector<Tensor>& v) { return layer_norm(v[0], v[1], v[2]); },
-                  (std::vector<Tensor>{leaf({2, 6}, 2), leaf({6}, 3), leaf({6}, 4)}));
+  CHECK_GRADCHECK(
+      "LayerNorm", [&](const std::vector<Tensor>& v) { return layer_norm(v[0], v[1], v[2]); },
+      (std::vector<Tensor>{leaf({2, 6}, 2), leaf({6}, 3), leaf({6}, 4)}));
   MLP mlp(4, true, 0.0f, 0.02f, gen);
-  CHECK_GRADCHECK("MLP", [&](const std::vector<Tensor>& v) { return mlp.forward(v[0]); },
-                  std::vector<Tensor>{leaf({2, 3, 4}, 5)});
+  CHECK_GRADCHECK(
+      "MLP", [&](const std::vector<Tensor>& v) { return mlp.forward(v[0]); }, std::vector<Tensor>{leaf({2, 3, 4}, 5)});
   for (PosKind pos : kAllPos) {
     CAPTURE(pos_kind_name(pos));
     GPTConfig c = tiny(pos);
     c.n_embd = 8;
     Block block(c, gen);
-    CHECK_GRADCHECK("Block", [&](const std::vector<Tensor>& v) { return block.forward(v[0]); },
-                    std::vector<Tensor>{leaf({2, 4, 8}, 6)});
+    CHECK_GRADCHECK(
+        "Block", [&](const std::vector<Tensor>& v) { return block.forward(v[0]); },
+        std::vector<Tensor>{leaf({2, 4, 8}, 6)});
   }
 }
 

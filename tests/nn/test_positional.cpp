@@ -1,10 +1,10 @@
 // The input layer and the positional encodings: shapes and broadcasting of
 // token + learned positional embeddings, where their gradients land, and the
 // defining properties of the sinusoidal table, RoPE and ALiBi.
+#include <cmath>
+
 #include "nn/gpt.h"
 #include "tests/core/test_helpers.h"
-
-#include <cmath>
 
 using namespace ember;
 using ember::testing::check_values;
@@ -34,8 +34,7 @@ TEST_CASE("input layer: ids [8,4] -> token [8,4,256] + positional [4,256] -> [8,
   // Broadcasting: every sequence b gets the same positional row t.
   for (int64_t b : {0, 3, 7})
     for (int64_t t = 0; t < 4; ++t)
-      for (int64_t c : {0, 100, 255})
-        CHECK(x.at({b, t, c}) == tok.at({b, t, c}) + wpe.weight.at({t, c}));
+      for (int64_t c : {0, 100, 255}) CHECK(x.at({b, t, c}) == tok.at({b, t, c}) + wpe.weight.at({t, c}));
   // The same token at two positions gets different input vectors.
   CHECK(tok.at({0, 0, 7}) == tok.at({1, 1, 7}));  // ids[1][1] == ids[0][0]
   CHECK(x.at({0, 0, 7}) != x.at({1, 1, 7}));
@@ -121,9 +120,10 @@ TEST_CASE("rope: rotates only the first groups, backward matches finite differen
   const Tensor r = rope(x, 2);
   for (int64_t d = 0; d < 4; ++d) CHECK(r.at({1, 2, 2, d}) == x.at({1, 2, 2, d}));  // group 2 copied
   CHECK(r.at({1, 2, 0, 0}) != x.at({1, 2, 0, 0}));
-  CHECK_GRADCHECK("rope", [](const std::vector<Tensor>& v) { return rope(v[0], 2); }, std::vector<Tensor>{x});
-  CHECK_THROWS_WITH_AS(rope(zeros({2, 3, 4, 5})), "rope: input must be [B, T, G, D] with an even head size D, got [2, 3, 4, 5]",
-                       Error);
+  CHECK_GRADCHECK(
+      "rope", [](const std::vector<Tensor>& v) { return rope(v[0], 2); }, std::vector<Tensor>{x});
+  CHECK_THROWS_WITH_AS(rope(zeros({2, 3, 4, 5})),
+                       "rope: input must be [B, T, G, D] with an even head size D, got [2, 3, 4, 5]", Error);
 }
 
 TEST_CASE("alibi: slopes are the paper's for 1, 2, 4 and 8 heads; bias = -slope x distance") {

@@ -16,14 +16,14 @@
 // the 3 steps Adam can take. The per-element bound is
 // 1e-5 + sum over steps of 1e-5 lr gmax / |g|, capped at 3 max_lr, with g from
 // ember's own backward. A failure names the tensor, the index, expected and got.
-#include "tests/core/test_helpers.h"
-#include "nn/gpt.h"
-#include "train/optim.h"
-#include "train/safetensors.h"
-
 #include <fmt/format.h>
 
 #include <cmath>
+
+#include "nn/gpt.h"
+#include "tests/core/test_helpers.h"
+#include "train/optim.h"
+#include "train/safetensors.h"
 
 using namespace ember;
 
@@ -91,8 +91,8 @@ void check_pos_kind(const std::string& pos) {
 
   // Three AdamW steps as generate.py takes them: the first reuses the grads above.
   const auto& m = f.metadata;
-  AdamW opt(decay_groups(model.named_parameters(), std::stod(m.at("weight_decay"))), 0.0,
-            std::stod(m.at("beta1")), std::stod(m.at("beta2")), std::stod(m.at("eps")));
+  AdamW opt(decay_groups(model.named_parameters(), std::stod(m.at("weight_decay"))), 0.0, std::stod(m.at("beta1")),
+            std::stod(m.at("beta2")), std::stod(m.at("eps")));
   const std::vector<float> lrs = f.tensor("adamw.lr").to_vector(), norms = f.tensor("adamw.grad_norm").to_vector();
   const double max_lr = std::stod(m.at("max_lr"));
   std::map<std::string, std::vector<double>> slack;  // extra allowed error per element of each parameter
@@ -124,11 +124,13 @@ void check_pos_kind(const std::string& pos) {
   int64_t widened = 0;
   for (const auto& [name, p] : model.state_dict()) {
     for (double x : slack[name]) widened += x > 1e-5;
-    worst_after = std::max(worst_after, compare("after." + name, p, f.tensor("after." + name), 1e-5, false, slack[name]));
+    worst_after =
+        std::max(worst_after, compare("after." + name, p, f.tensor("after." + name), 1e-5, false, slack[name]));
   }
-  fmt::print("parity {:<10} largest error: logits {:.1e}, loss {:.1e}, grads {:.1e} (relative), "
-             "weights after 3 AdamW steps {:.1e} (absolute; {} elements with tiny gradients get a wider bound)\n",
-             pos, worst_logits, worst_loss, worst_grad, worst_after, widened);
+  fmt::print(
+      "parity {:<10} largest error: logits {:.1e}, loss {:.1e}, grads {:.1e} (relative), "
+      "weights after 3 AdamW steps {:.1e} (absolute; {} elements with tiny gradients get a wider bound)\n",
+      pos, worst_logits, worst_loss, worst_grad, worst_after, widened);
 }
 
 }  // namespace

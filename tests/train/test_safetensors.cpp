@@ -1,10 +1,6 @@
 // Tests for safetensors reading and writing: bit-exact round trips, byte-identical
 // output to the Python reference writer, the committed golden files, atomic saves
 // that keep the old file on failure, and one clear Error for each kind of bad file.
-#include "train/safetensors.h"
-
-#include "core/error.h"
-
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -13,6 +9,9 @@
 #include <fstream>
 #include <limits>
 #include <random>
+
+#include "core/error.h"
+#include "train/safetensors.h"
 
 using namespace ember;
 namespace fs = std::filesystem;
@@ -114,11 +113,11 @@ TEST_CASE("safetensors: the header is the Python writer's: sorted, compact, spac
   f.metadata["k"] = "v";
   save_safetensors(dir / "x.safetensors", f);
   // From safetensors_io.write_raw on the same tensors: 103 bytes of JSON + 1 space.
-  const std::string header =
-      R"({"__metadata__":{"k":"v"},"a":{"data_offsets":[0,16],"dtype":"I64","shape":[2]},)"
-      R"("b":{"data_offsets":[16,20],"dtype":"F32","shape":[1]}} )";
+  const std::string header = R"({"__metadata__":{"k":"v"},"a":{"data_offsets":[0,16],"dtype":"I64","shape":[2]},)"
+                             R"("b":{"data_offsets":[16,20],"dtype":"F32","shape":[1]}} )";
   REQUIRE(header.size() % 8 == 0);
-  const std::string expected = raw_file(header, bytes_of(std::vector<int64_t>{7, -1}) + bytes_of(std::vector<float>{1}));
+  const std::string expected =
+      raw_file(header, bytes_of(std::vector<int64_t>{7, -1}) + bytes_of(std::vector<float>{1}));
   CHECK(read_bytes(dir / "x.safetensors") == expected);
 }
 
@@ -199,9 +198,8 @@ TEST_CASE("safetensors: re-saving every Python-written golden file reproduces it
 
 TEST_CASE("safetensors: I32 tensors load widened to int64") {
   TempDir dir;
-  write_bytes(dir / "i32.safetensors",
-              raw_file(R"({"ids":{"dtype":"I32","shape":[3],"data_offsets":[0,12]}})",
-                       bytes_of(std::vector<int32_t>{5, -1, INT32_MIN})));
+  write_bytes(dir / "i32.safetensors", raw_file(R"({"ids":{"dtype":"I32","shape":[3],"data_offsets":[0,12]}})",
+                                                bytes_of(std::vector<int32_t>{5, -1, INT32_MIN})));
   const SafetensorsFile f = load_safetensors(dir / "i32.safetensors");
   CHECK(f.ints("ids").data == std::vector<int64_t>{5, -1, INT32_MIN});
   CHECK(f.tensors.empty());
@@ -238,10 +236,9 @@ TEST_CASE("safetensors: a failed save leaves the previous file intact and no .tm
   CHECK_FALSE(fs::exists(path + ".tmp"));
 
   const std::string missing = dir / "no/such/dir/ckpt.safetensors";
-  CHECK_THROWS_WITH_AS(save_safetensors(missing, small),
-                       ("safetensors: " + missing + ": cannot create " + missing +
-                        ".tmp (No such file or directory)").c_str(),
-                       Error);
+  CHECK_THROWS_WITH_AS(
+      save_safetensors(missing, small),
+      ("safetensors: " + missing + ": cannot create " + missing + ".tmp (No such file or directory)").c_str(), Error);
   CHECK_FALSE(fs::exists(dir / "no"));
 }
 
@@ -296,8 +293,8 @@ TEST_CASE("safetensors: unreadable or truncated files give one clear error") {
                                         "field (truncated, or not a safetensors file)",
                                         p, header.size() + 1, header.size()));
   write_bytes(p, raw_file(header, ""));  // header intact, data cut off
-  CHECK(error_of_load(p) == "safetensors: " + p +
-                                ": tensor 'x' has data_offsets [0, 4] beyond the 0-byte data section");
+  CHECK(error_of_load(p) ==
+        "safetensors: " + p + ": tensor 'x' has data_offsets [0, 4] beyond the 0-byte data section");
   // A huge claimed header in a file big enough to hold it (sparse, so cheap).
   write_bytes(p, raw_file(100'000'008, "", ""));
   fs::resize_file(p, 100'000'100);
@@ -340,8 +337,9 @@ TEST_CASE("safetensors: malformed headers give errors naming the key and the rul
   CHECK(load_error(R"({"__metadata__":[1]})", "") == prefix + "__metadata__ is not a map of strings to strings");
   // Shapes whose byte count overflows 64 bits must not wrap round to a small size.
   CHECK(load_error(R"({"x":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,0]}})", "") ==
-        prefix + "tensor 'x' has data_offsets [0, 0] but shape [4294967296, 4294967296] of F32 needs more than 2^63 "
-                 "bytes");
+        prefix +
+            "tensor 'x' has data_offsets [0, 0] but shape [4294967296, 4294967296] of F32 needs more than 2^63 "
+            "bytes");
   // Deep nesting is described, not printed: dump() recurses and would overflow the stack.
   const std::string deep = std::string(300'000, '[') + std::string(300'000, ']');
   CHECK(load_error(R"({"x":{"dtype":"F32","shape":)" + deep + R"(,"data_offsets":[0,0]}})", "") ==

@@ -1,15 +1,14 @@
 // Tests for the char and byte-level BPE tokenizers: round trips, hand-predicted
 // vocabularies and merges, JSON and file persistence, and the error messages
 // for unknown characters, bad ids, missing files and garbled JSON.
-#include "train/tokenizer.h"
-
-#include "core/error.h"
-
 #include <doctest/doctest.h>
 
 #include <filesystem>
 #include <fstream>
 #include <random>
+
+#include "core/error.h"
+#include "train/tokenizer.h"
 
 using namespace ember;
 
@@ -53,8 +52,7 @@ std::string error_of(F&& f) {
 struct TempDir {
   std::filesystem::path path;
   TempDir() {
-    path = std::filesystem::temp_directory_path() /
-           ("ember_tokenizer_test_" + std::to_string(std::random_device{}()));
+    path = std::filesystem::temp_directory_path() / ("ember_tokenizer_test_" + std::to_string(std::random_device{}()));
     std::filesystem::create_directories(path);
   }
   ~TempDir() { std::filesystem::remove_all(path); }
@@ -65,8 +63,7 @@ struct TempDir {
 TEST_CASE("char tokenizer: vocabulary is the sorted distinct code points") {
   // "é" is two bytes in UTF-8 but one code point, and sorts after ASCII.
   const CharTokenizer tok = CharTokenizer::train("héllo, world\n");
-  const std::vector<char32_t> expected = {U'\n', U' ', U',', U'd', U'h',
-                                          U'l',  U'o', U'r', U'w', U'\u00e9'};
+  const std::vector<char32_t> expected = {U'\n', U' ', U',', U'd', U'h', U'l', U'o', U'r', U'w', U'\u00e9'};
   CHECK(tok.vocab_size() == 10);
   CHECK(tok.chars() == expected);
   CHECK(tok.kind() == "char");
@@ -85,8 +82,9 @@ TEST_CASE("char tokenizer: encode then decode gives back the text") {
 TEST_CASE("char tokenizer: unknown character error names it and the vocabulary size") {
   const CharTokenizer tok = CharTokenizer::train("abc\n");
   const std::string msg = error_of([&] { tok.encode("abZ"); });
-  CHECK(msg == "char tokenizer: character 'Z' (U+005A) at byte offset 2 is not in the "
-               "vocabulary of 4 characters");
+  CHECK(msg ==
+        "char tokenizer: character 'Z' (U+005A) at byte offset 2 is not in the "
+        "vocabulary of 4 characters");
   const std::string tab_msg = error_of([&] { tok.encode("a\tb"); });
   CHECK(tab_msg.find("'\\t' (U+0009) at byte offset 1") != std::string::npos);
 }
@@ -96,12 +94,9 @@ TEST_CASE("char tokenizer: invalid UTF-8 is rejected with its byte offset") {
   CHECK(msg.find("invalid UTF-8 at byte offset 2") != std::string::npos);
   CHECK(msg.find("0xFF") != std::string::npos);
   // Truncated two-byte sequence, overlong '/', and a UTF-16 surrogate.
-  CHECK(error_of([] { CharTokenizer::train("ab\xc3"); }).find("offset 2") !=
-        std::string::npos);
-  CHECK(error_of([] { CharTokenizer::train("\xe0\x80\xaf"); }).find("overlong") !=
-        std::string::npos);
-  CHECK(error_of([] { CharTokenizer::train("x\xed\xa0\x80"); }).find("surrogate") !=
-        std::string::npos);
+  CHECK(error_of([] { CharTokenizer::train("ab\xc3"); }).find("offset 2") != std::string::npos);
+  CHECK(error_of([] { CharTokenizer::train("\xe0\x80\xaf"); }).find("overlong") != std::string::npos);
+  CHECK(error_of([] { CharTokenizer::train("x\xed\xa0\x80"); }).find("surrogate") != std::string::npos);
   const CharTokenizer tok = CharTokenizer::train("abc");
   CHECK(error_of([&] { tok.encode("a\x80"); }).find("offset 1") != std::string::npos);
 }
@@ -109,16 +104,25 @@ TEST_CASE("char tokenizer: invalid UTF-8 is rejected with its byte offset") {
 TEST_CASE("char tokenizer: decode rejects an id outside the vocabulary") {
   const CharTokenizer tok = CharTokenizer::train("abc");
   const std::vector<int32_t> ids = {0, 1, 3};
-  CHECK(error_of([&] { tok.decode(ids); }) ==
-        "char tokenizer: id 3 at position 2 is out of range [0, 3)");
+  CHECK(error_of([&] { tok.decode(ids); }) == "char tokenizer: id 3 at position 2 is out of range [0, 3)");
   const std::vector<int32_t> negative = {-1};
   CHECK_THROWS_AS(tok.decode(negative), Error);
 }
 
 TEST_CASE("bpe tokenizer: pre-split keeps a leading space with the word after it") {
-  const auto chunks = BpeTokenizer::split_chunks("Hello world  42!!\nit's \xff\xfe" "x");
-  const std::vector<std::string_view> expected = {
-      "Hello", " world", " ", " 42", "!!", "\n", "it", "'s", " \xff\xfe" "x"};
+  const auto chunks = BpeTokenizer::split_chunks(
+      "Hello world  42!!\nit's \xff\xfe"
+      "x");
+  const std::vector<std::string_view> expected = {"Hello",
+                                                  " world",
+                                                  " ",
+                                                  " 42",
+                                                  "!!",
+                                                  "\n",
+                                                  "it",
+                                                  "'s",
+                                                  " \xff\xfe"
+                                                  "x"};
   CHECK(chunks == expected);
 }
 
@@ -149,8 +153,7 @@ TEST_CASE("bpe tokenizer: round trips the text it was trained on") {
 
 TEST_CASE("bpe tokenizer: round trips unseen text") {
   const BpeTokenizer tok = BpeTokenizer::train(repeated(kVerse, 3), 400);
-  const std::string unseen =
-      "Zebras quietly juxtapose 12345 fjords; naïve café \t\r\n  x";
+  const std::string unseen = "Zebras quietly juxtapose 12345 fjords; naïve café \t\r\n  x";
   CHECK(tok.decode(tok.encode(unseen)) == unseen);
 }
 
@@ -172,16 +175,15 @@ TEST_CASE("bpe tokenizer: compresses repetitive text to fewer ids than bytes") {
 }
 
 TEST_CASE("bpe tokenizer: rejects a vocab size outside [256, 65536]") {
-  CHECK(error_of([] { BpeTokenizer::train("abc", 255); })
-            .find("vocab_size 255 is outside [256, 65536]") != std::string::npos);
+  CHECK(error_of([] { BpeTokenizer::train("abc", 255); }).find("vocab_size 255 is outside [256, 65536]") !=
+        std::string::npos);
   CHECK_THROWS_AS(BpeTokenizer::train("abc", 65537), Error);
 }
 
 TEST_CASE("bpe tokenizer: decode rejects an id outside the vocabulary") {
   const BpeTokenizer tok = BpeTokenizer::train("aaabdaaabac", 1000);
   const std::vector<int32_t> ids = {97, 259};
-  CHECK(error_of([&] { tok.decode(ids); }) ==
-        "bpe tokenizer: id 259 at position 1 is out of range [0, 259)");
+  CHECK(error_of([&] { tok.decode(ids); }) == "bpe tokenizer: id 259 at position 1 is out of range [0, 259)");
   const std::vector<int32_t> negative = {-5};
   CHECK_THROWS_AS(tok.decode(negative), Error);
 }
@@ -190,8 +192,7 @@ TEST_CASE("tokenizer json: round trip gives identical encodings for both kinds")
   const std::string text = repeated(kVerse, 3);
   const CharTokenizer chars = CharTokenizer::train(text);
   const BpeTokenizer bpe = BpeTokenizer::train(text, 400);
-  for (const Tokenizer* original : {static_cast<const Tokenizer*>(&chars),
-                                    static_cast<const Tokenizer*>(&bpe)}) {
+  for (const Tokenizer* original : {static_cast<const Tokenizer*>(&chars), static_cast<const Tokenizer*>(&bpe)}) {
     const nlohmann::json j = original->to_json();
     CHECK(j.at("kind") == original->kind());
     // Through text too, as a checkpoint would store it.
@@ -204,25 +205,20 @@ TEST_CASE("tokenizer json: round trip gives identical encodings for both kinds")
 
 TEST_CASE("tokenizer json: malformed json names the broken field") {
   using nlohmann::json;
-  CHECK(error_of([] { tokenizer_from_json(json::array()); }).find("expected an object") !=
-        std::string::npos);
-  CHECK(error_of([] { tokenizer_from_json(json{{"chars", {"a"}}}); }).find("\"kind\"") !=
-        std::string::npos);
-  CHECK(error_of([] { tokenizer_from_json(json{{"kind", "wordpiece"}}); })
-            .find("unknown kind \"wordpiece\"") != std::string::npos);
+  CHECK(error_of([] { tokenizer_from_json(json::array()); }).find("expected an object") != std::string::npos);
+  CHECK(error_of([] { tokenizer_from_json(json{{"chars", {"a"}}}); }).find("\"kind\"") != std::string::npos);
+  CHECK(error_of([] {
+          tokenizer_from_json(json{{"kind", "wordpiece"}});
+        }).find("unknown kind \"wordpiece\"") != std::string::npos);
   const json two_chars = {{"kind", "char"}, {"chars", {"a", "bc"}}};
-  CHECK(error_of([&] { tokenizer_from_json(two_chars); }).find("chars[1]") !=
-        std::string::npos);
+  CHECK(error_of([&] { tokenizer_from_json(two_chars); }).find("chars[1]") != std::string::npos);
   const json repeated_char = {{"kind", "char"}, {"chars", {"a", "a"}}};
-  CHECK(error_of([&] { tokenizer_from_json(repeated_char); }).find("appears twice") !=
-        std::string::npos);
+  CHECK(error_of([&] { tokenizer_from_json(repeated_char); }).find("appears twice") != std::string::npos);
   // Merge 0 may only use the 256 byte ids.
   const json forward_ref = {{"kind", "bpe"}, {"merges", {{97, 256}}}};
-  CHECK(error_of([&] { tokenizer_from_json(forward_ref); })
-            .find("merge 0 is (97, 256)") != std::string::npos);
+  CHECK(error_of([&] { tokenizer_from_json(forward_ref); }).find("merge 0 is (97, 256)") != std::string::npos);
   const json not_pair = {{"kind", "bpe"}, {"merges", {{97, 98}, {1}}}};
-  CHECK(error_of([&] { tokenizer_from_json(not_pair); }).find("merges[1]") !=
-        std::string::npos);
+  CHECK(error_of([&] { tokenizer_from_json(not_pair); }).find("merges[1]") != std::string::npos);
 }
 
 TEST_CASE("tokenizer file: save then load gives identical encodings") {

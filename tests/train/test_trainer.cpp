@@ -1,15 +1,15 @@
 // Data, checkpoints, resume and sampling: y is x shifted by one, a saved model
 // gives identical logits, a resumed run repeats an uninterrupted one to the
 // last bit, seeded sampling is deterministic and top-k 1 is greedy.
+#include <filesystem>
+#include <fstream>
+
 #include "tests/core/test_helpers.h"
 #include "train/checkpoint.h"
 #include "train/data.h"
 #include "train/default_corpus.h"
 #include "train/evaluate.h"
 #include "train/trainer.h"
-
-#include <filesystem>
-#include <fstream>
 
 using namespace ember;
 namespace fs = std::filesystem;
@@ -146,7 +146,8 @@ TEST_CASE("sample: seeded sampling is deterministic and top-k 1 is greedy") {
   const auto greedy = generate(model, prompt, 12, 0.7, 1, g4);
   for (size_t i = 3; i < greedy.size(); ++i) {
     const int64_t T = std::min<int64_t>(static_cast<int64_t>(i), 8);
-    const IntTensor ctx({1, T}, std::vector<int64_t>(greedy.begin() + static_cast<long>(i) - T, greedy.begin() + static_cast<long>(i)));
+    const IntTensor ctx(
+        {1, T}, std::vector<int64_t>(greedy.begin() + static_cast<long>(i) - T, greedy.begin() + static_cast<long>(i)));
     const std::vector<float> logits = model.forward(ctx).narrow(1, T - 1, 1).to_vector();
     CHECK(greedy[i] == std::max_element(logits.begin(), logits.end()) - logits.begin());
   }
