@@ -272,8 +272,9 @@ TEST_CASE("safetensors: lookups of missing keys name the key and hint at the rig
   CHECK_THROWS_WITH_AS(f.ints("loss"), "safetensors: 'loss' is an F32 tensor, not I64: use tensor()", Error);
   CHECK_THROWS_WITH_AS(f.tensor("transformer.wpe.weight"),
                        fmt::format("safetensors: no F32 tensor 'transformer.wpe.weight' among the {} in this file; "
-                                   "did you mean 'after.transformer.wpe.weight' or 'grad.transformer.wpe.weight' or "
-                                   "'param.transformer.wpe.weight'?",
+                                   "did you mean 'adamw.grad1.transformer.wpe.weight' or "
+                                   "'adamw.grad2.transformer.wpe.weight' or 'after.transformer.wpe.weight' or "
+                                   "'grad.transformer.wpe.weight'?",
                                    f.tensors.size())
                            .c_str(),
                        Error);
