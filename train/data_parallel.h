@@ -27,6 +27,7 @@ class DataParallel {
  private:
   GPT& model_;
   std::vector<std::unique_ptr<GPT>> replicas_;  // slice k > 0 runs on replicas_[k - 1]
+  std::vector<std::vector<Tensor>> params_;     // params_[k]: slice k's parameters, in the same order
 };
 
 }  // namespace ember

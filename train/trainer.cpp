@@ -31,6 +31,7 @@ struct Run {
   std::unique_ptr<GPT> model;
   std::unique_ptr<AdamW> optimizer;
   std::unique_ptr<DataParallel> parallel;
+  std::vector<Tensor> params;  // the model's parameters, listed once (clipping runs every step)
   Generator data_gen;
   int64_t step = 0;
 };
@@ -56,6 +57,7 @@ void load_data(Run& run) {
 // The per-step machinery: one weight-sharing replica per extra thread, and AdamW.
 void make_step_machinery(Run& run) {
   run.parallel = std::make_unique<DataParallel>(*run.model);
+  run.params = run.model->parameters();
   run.optimizer = std::make_unique<AdamW>(decay_groups(run.model->named_parameters(), run.cfg.weight_decay), run.cfg.lr,
                                           run.cfg.beta1, run.cfg.beta2);
 }
@@ -95,7 +97,7 @@ float train_step(Run& run) {
   run.optimizer->set_lr(cosine_lr(run.step, c.lr, c.min_lr, c.warmup_iters, c.lr_decay_iters));
   const Batch batch = sample_batch(run.data.train, c.batch_size, c.model.block_size, run.data_gen);
   const float loss = run.parallel->forward_backward(batch);
-  if (c.grad_clip > 0.0) clip_grad_norm(run.model->parameters(), static_cast<float>(c.grad_clip));
+  if (c.grad_clip > 0.0) clip_grad_norm(run.params, static_cast<float>(c.grad_clip));
   run.optimizer->step();
   ++run.step;
   return loss;
@@ -180,7 +182,7 @@ TrainResult train(const TrainConfig& cfg) {
   EMBER_CHECK(
       cfg.batch_size > 0 && cfg.max_iters >= 0 && cfg.eval_interval > 0 && cfg.log_interval > 0 && cfg.eval_iters > 0,
       "train: batch size, eval interval, eval iters and log interval must be positive, max iters >= 0");
-  Run run{cfg, nullptr, {}, nullptr, nullptr, nullptr, Generator(cfg.seed), 0};
+  Run run{cfg, nullptr, {}, nullptr, nullptr, nullptr, {}, Generator(cfg.seed), 0};
   load_data(run);
   run.cfg.model.vocab_size = run.tokenizer->vocab_size();
   run.model = std::make_unique<GPT>(run.cfg.model, cfg.seed);
