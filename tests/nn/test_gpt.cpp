@@ -5,6 +5,7 @@
 
 #include "nn/gpt.h"
 #include "tests/core/test_helpers.h"
+#include "tests/nn/tiny_gpt.h"
 #include "train/optim.h"
 
 using namespace ember;
@@ -13,12 +14,7 @@ using ember::testing::leaf;
 namespace {
 
 GPTConfig tiny(PosKind pos, bool bias = true, bool tie = true) {
-  GPTConfig c;
-  c.vocab_size = 11;
-  c.block_size = 8;
-  c.n_layer = 2;
-  c.n_head = 2;
-  c.n_embd = 16;
+  GPTConfig c = ember::testing::tiny_gpt(11);
   c.bias = bias;
   c.tie_weights = tie;
   c.pos = pos;

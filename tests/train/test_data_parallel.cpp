@@ -1,21 +1,12 @@
 // DataParallel: slicing the batch across weight-sharing replicas gives the
 // full batch's loss and gradients, deterministically.
 #include "tests/core/test_helpers.h"
+#include "tests/nn/tiny_gpt.h"
 #include "train/data_parallel.h"
 
 using namespace ember;
 
 namespace {
-
-GPTConfig small() {
-  GPTConfig c;
-  c.vocab_size = 13;
-  c.block_size = 8;
-  c.n_layer = 2;
-  c.n_head = 2;
-  c.n_embd = 16;
-  return c;
-}
 
 Batch random_batch(int64_t B, uint64_t seed) {
   Generator g(seed);
@@ -30,7 +21,7 @@ Batch random_batch(int64_t B, uint64_t seed) {
 TEST_CASE("DataParallel: sliced loss and gradients equal the whole batch's") {
   for (int threads : {2, 3}) {
     CAPTURE(threads);
-    GPT model(small(), 5);
+    GPT model(ember::testing::tiny_gpt(), 5);
     const Batch batch = random_batch(5, 6);  // 5 rows: slices of unequal size for 2 and 3 threads
     Tensor loss = model.loss(model.forward(batch.x), batch.y);
     loss.backward();
@@ -50,7 +41,7 @@ TEST_CASE("DataParallel: sliced loss and gradients equal the whole batch's") {
 }
 
 TEST_CASE("DataParallel: two runs from the same state give bit-identical gradients") {
-  GPT a(small(), 7), b(small(), 7);
+  GPT a(ember::testing::tiny_gpt(), 7), b(ember::testing::tiny_gpt(), 7);
   DataParallel pa(a, 2), pb(b, 2);
   const Batch batch = random_batch(4, 8);
   CHECK(pa.forward_backward(batch) == pb.forward_backward(batch));

@@ -5,6 +5,7 @@
 #include <fstream>
 
 #include "tests/core/test_helpers.h"
+#include "tests/nn/tiny_gpt.h"
 #include "train/checkpoint.h"
 #include "train/data.h"
 #include "train/default_corpus.h"
@@ -43,17 +44,6 @@ TrainConfig tiny_run(const std::string& out, int64_t max_iters) {
   c.eval_iters = 2;
   c.log_interval = 100;
   c.quiet = true;
-  return c;
-}
-
-// A one-layer model small enough to evaluate and sample from in microseconds.
-GPTConfig tiny_model() {
-  GPTConfig c;
-  c.vocab_size = 13;
-  c.block_size = 8;
-  c.n_layer = 1;
-  c.n_head = 2;
-  c.n_embd = 16;
   return c;
 }
 
@@ -133,7 +123,7 @@ TEST_CASE("resume: a torn checkpoint (files from different steps) is refused") {
 }
 
 TEST_CASE("sample: seeded sampling is deterministic and top-k 1 is greedy") {
-  const GPTConfig c = tiny_model();
+  const GPTConfig c = ember::testing::tiny_gpt(13, 1);
   GPT model(c, 3);
   Generator g1(9), g2(9), g3(10);
   const std::vector<int32_t> prompt{1, 2, 3};
@@ -155,7 +145,7 @@ TEST_CASE("sample: seeded sampling is deterministic and top-k 1 is greedy") {
 }
 
 TEST_CASE("position_ablation: evaluates zeroed and shuffled tables, then restores the model") {
-  const GPTConfig c = tiny_model();
+  const GPTConfig c = ember::testing::tiny_gpt(13, 1);
   GPT model(c, 4);
   // Scale the positional table up so that it matters to a random model.
   Tensor wpe = model.transformer->wpe->weight;
