@@ -37,6 +37,7 @@ struct Options {
   int threads = 0;  // 0: ember's default (EMBER_NUM_THREADS, else every core)
   uint64_t seed = 1337;
   bool input_layer = false;
+  int64_t pass_tokens = DataParallel::kDefaultPassTokens;
 };
 
 double peak_rss_mb() {
@@ -97,7 +98,7 @@ std::string bench_gpt(const Options& opt) {
   const std::vector<Tensor> params = model.parameters();
   const int64_t B = c.batch, T = c.block_size;
   Generator gen(opt.seed);
-  DataParallel parallel(model);  // the trainer's step: one batch slice per thread
+  DataParallel parallel(model, 0, opt.pass_tokens);  // the trainer's step: one batch slice per thread
 
   auto step = [&] {
     // Data content does not matter for timing; shapes do.
@@ -153,6 +154,9 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0, 1024))
       ->capture_default_str();
   app.add_option("--seed", opt.seed, "seed for the weights and the random batches")->capture_default_str();
+  app.add_option("--pass-tokens", opt.pass_tokens, "tokens per forward/backward pass on each thread")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 40))
+      ->capture_default_str();
   app.add_flag("--input-layer", opt.input_layer, "time the seed's input layer (embedding + positions) instead");
   try {
     app.parse(argc, argv);

@@ -1,6 +1,7 @@
 // DataParallel: weight-sharing replicas, sliced batches, summed gradients.
 #include "train/data_parallel.h"
 
+#include <algorithm>
 #include <exception>
 
 #include "core/autograd.h"
@@ -18,7 +19,8 @@ IntTensor rows(const IntTensor& ids, int64_t begin, int64_t end) {
 
 }  // namespace
 
-DataParallel::DataParallel(GPT& model, int threads) : model_(model) {
+DataParallel::DataParallel(GPT& model, int threads, int64_t pass_tokens) : model_(model), pass_tokens_(pass_tokens) {
+  EMBER_CHECK(pass_tokens > 0, "DataParallel: pass_tokens must be positive, got {}", pass_tokens);
   const int n = threads > 0 ? threads : num_threads();
   const std::vector<NamedTensor> master = model.state_dict();
   params_.push_back(model.parameters());
@@ -35,6 +37,7 @@ float DataParallel::forward_backward(const Batch& batch) {
   const int64_t B = batch.x.size(0);
   const int64_t slices = std::min<int64_t>(static_cast<int64_t>(replicas_.size()) + 1, B);
   auto first_row = [&](int64_t k) { return B * k / slices; };  // slice k is rows [first_row(k), first_row(k + 1))
+  const int64_t rows_per_pass = std::max<int64_t>(1, pass_tokens_ / std::max<int64_t>(1, batch.x.size(1)));
   std::vector<float> losses(static_cast<size_t>(slices));
   std::vector<std::exception_ptr> errors(static_cast<size_t>(slices));
   // Replica dropout masks come from the model's generator, so one seed (and
@@ -48,11 +51,16 @@ float DataParallel::forward_backward(const Batch& batch) {
       try {
         GPT& m = k == 0 ? model_ : *replicas_[k - 1];
         for (Tensor& p : params_[k]) p.set_grad(Tensor());
-        const int64_t b0 = first_row(k), b1 = first_row(k + 1);
-        Tensor loss = m.loss(m.forward(rows(batch.x, b0, b1)), rows(batch.y, b0, b1));
-        // Each slice's mean loss weighs by its share of the batch.
-        losses[k] = loss.item() * static_cast<float>(b1 - b0) / static_cast<float>(B);
-        mul(loss, static_cast<float>(b1 - b0) / static_cast<float>(B)).backward();
+        // The slice goes through in passes of at most rows_per_pass rows; each
+        // pass's backward adds into the gradients and frees its activations.
+        for (int64_t b0 = first_row(k); b0 < first_row(k + 1); b0 += rows_per_pass) {
+          const int64_t b1 = std::min(b0 + rows_per_pass, first_row(k + 1));
+          Tensor loss = m.loss(m.forward(rows(batch.x, b0, b1)), rows(batch.y, b0, b1));
+          // Each pass's mean loss weighs by its share of the batch.
+          const float share = static_cast<float>(b1 - b0) / static_cast<float>(B);
+          losses[k] += loss.item() * share;
+          mul(loss, share).backward();
+        }
       } catch (...) {
         errors[k] = std::current_exception();
       }
