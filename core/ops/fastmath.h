@@ -43,21 +43,28 @@ namespace ember::detail {
   return std::bit_cast<float>((y & keep) | (u & nan));
 }
 
-// erfc(a) for a >= 0 (Abramowitz and Stegun 7.1.26, absolute error 1.5e-7).
-[[gnu::always_inline]] inline float erfc_nonnegative(float a) {
+// erfc(a) / exp(-a^2) for a >= 0 (Abramowitz and Stegun 7.1.26: erfc(a) is
+// this times exp(-a^2), absolute error 1.5e-7).
+[[gnu::always_inline]] inline float erfc_scaled_nonnegative(float a) {
   const float t = 1.0f / (1.0f + 0.3275911f * a);
-  const float poly =
-      ((((1.061405429f * t - 1.453152027f) * t + 1.421413741f) * t - 0.284496736f) * t + 0.254829592f) * t;
-  return poly * exp_fast(-a * a);
+  return ((((1.061405429f * t - 1.453152027f) * t + 1.421413741f) * t - 0.284496736f) * t + 0.254829592f) * t;
 }
 
 // The standard normal CDF Phi(x) = (1 + erf(x / sqrt 2)) / 2, computed from
 // erfc so that the left tail keeps its relative accuracy (1 + erf would cancel).
-[[gnu::always_inline]] inline float normal_cdf_fast(float x) {
-  const float q = 0.5f * erfc_nonnegative(std::fabs(x) * 0.70710678118654752f);
+// `gauss` must be exp(-x^2 / 2) computed as exp_fast(-a * a), a = |x| / sqrt 2:
+// callers that also need the normal density pass the one exp to both.
+[[gnu::always_inline]] inline float normal_cdf_given_gauss(float x, float gauss) {
+  const float q = 0.5f * erfc_scaled_nonnegative(std::fabs(x) * 0.70710678118654752f) * gauss;
   const float one_minus_q = 1.0f - q;
   return x < 0.0f ? q : one_minus_q;
 }
+// exp(-x^2 / 2), as normal_cdf_given_gauss expects it.
+[[gnu::always_inline]] inline float gauss_fast(float x) {
+  const float a = std::fabs(x) * 0.70710678118654752f;
+  return exp_fast(-a * a);
+}
+[[gnu::always_inline]] inline float normal_cdf_fast(float x) { return normal_cdf_given_gauss(x, gauss_fast(x)); }
 
 // The logistic sigmoid 1 / (1 + exp(-x)); accurate in both tails.
 [[gnu::always_inline]] inline float sigmoid_fast(float x) { return 1.0f / (1.0f + exp_fast(-x)); }

@@ -14,8 +14,10 @@ constexpr float kGeluCubic = 0.044715f;
 // Exact: y = x Phi(x), Phi the standard normal CDF, so dy/dx = Phi(x) + x phi(x)
 // with phi the standard normal density.
 [[gnu::always_inline]] inline float gelu_exact(float x) { return x * detail::normal_cdf_fast(x); }
+// phi(x) and Phi(x) share one exp(-x^2 / 2).
 [[gnu::always_inline]] inline float gelu_exact_grad(float x) {
-  return detail::normal_cdf_fast(x) + x * kInvSqrt2Pi * detail::exp_fast(-0.5f * x * x);
+  const float gauss = detail::gauss_fast(x);
+  return detail::normal_cdf_given_gauss(x, gauss) + x * kInvSqrt2Pi * gauss;
 }
 // Tanh form: y = x/2 (1 + tanh u), u = sqrt(2/pi)(x + 0.044715 x^3). Since
 // (1 + tanh u)/2 = s = sigmoid(2u), y = x s, and with 1 - tanh^2 u = 4 s (1 - s),
