@@ -56,7 +56,7 @@ debug:
 	@$(MAKE) BUILD=build/debug OPT="-O0 -g3 -DEMBER_DEBUG" all
 
 asan:
-	@$(MAKE) BUILD=build/asan OPT="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined -DEMBER_NO_STORAGE_CACHE" LDFLAGS="-fsanitize=address,undefined" all
+	@$(MAKE) BUILD=build/asan OPT="-O1 -g -march=native -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined -DEMBER_NO_STORAGE_CACHE" LDFLAGS="-fsanitize=address,undefined" all
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 build/asan/tests $(TEST_ARGS)
 
 demo: all

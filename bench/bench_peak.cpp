@@ -1,5 +1,5 @@
-// The machine's ceilings for `make bench`: sgemm GFLOP/s on large squares
-// through ember's threaded detail::sgemm, and a plain FMA loop's GFLOP/s on all
+// The machine's ceilings for `make bench`: OpenBLAS sgemm GFLOP/s on large
+// squares (split over ember's pool, one OpenBLAS call per thread), and a plain FMA loop's GFLOP/s on all
 // cores (the arithmetic peak no kernel can beat). Prints one JSON line, so
 // run_bench.py can say what share of either a training step reaches.
 #include <fmt/format.h>
@@ -28,11 +28,13 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 // not the median, because this is a ceiling and interference only lowers it.
 double sgemm_gflops(int64_t n, int reps) {
   std::vector<float> a(n * n, 0.5f), b(n * n, 0.25f), c(n * n, 0.0f);
-  detail::sgemm(false, false, n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f, c.data(), n);  // warm caches, pool
+  detail::sgemm(false, false, n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f, c.data(), n,
+                detail::GemmKernel::OpenBLAS);  // warm caches, pool
   double best = 0.0;
   for (int r = 0; r < reps; ++r) {
     const auto t0 = std::chrono::steady_clock::now();
-    detail::sgemm(false, false, n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f, c.data(), n);
+    detail::sgemm(false, false, n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f, c.data(), n,
+                  detail::GemmKernel::OpenBLAS);
     best = std::max(best, 2.0 * n * n * n / seconds_since(t0) / 1e9);
   }
   return best;

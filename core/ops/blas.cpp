@@ -1,11 +1,13 @@
-// sgemm over ember's thread pool: each thread calls single-threaded OpenBLAS
-// on its own block of C, so no copies are made and no threads compete.
+// sgemm over ember's thread pool: each thread runs a single-threaded kernel
+// (ember's own, or OpenBLAS) on its own block of C, so no copies are made and
+// no threads compete.
 #include "core/ops/blas.h"
 
 #include <cblas.h>
 
 #include <cstring>
 
+#include "core/ops/sgemm_ember.h"
 #include "core/parallel.h"
 
 namespace ember::detail {
@@ -14,8 +16,8 @@ namespace {
 // Below this many multiply-adds, one thread is faster than two.
 constexpr int64_t kParallelWork = int64_t{1} << 18;
 
-void sgemm_serial(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
-                  const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+void sgemm_openblas(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+                    const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   if (M == 0 || N == 0) return;
   if (beta == 0.0f) {
     // OpenBLAS clears C for beta = 0 with scalar stores; a memset and beta = 1
@@ -31,23 +33,35 @@ void sgemm_serial(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha
               C, static_cast<int>(ldc));
 }
 
+void sgemm_serial(GemmKernel kernel, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                  int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+#if EMBER_HAVE_SGEMM_EMBER
+  if (kernel == GemmKernel::Ember) {
+    sgemm_ember(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    return;
+  }
+#endif
+  (void)kernel;
+  sgemm_openblas(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
 }  // namespace
 
 void sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda, const float* B,
-           int64_t ldb, float beta, float* C, int64_t ldc) {
+           int64_t ldb, float beta, float* C, int64_t ldc, GemmKernel kernel) {
   if (M * N * K < kParallelWork || num_threads() == 1) {
-    sgemm_serial(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    sgemm_serial(kernel, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     return;
   }
   if (M >= N) {  // split rows of C: rows of op(A)
     parallel_for(M, 16, [&](int64_t m0, int64_t m1) {
       const float* a = ta ? A + m0 : A + m0 * lda;
-      sgemm_serial(ta, tb, m1 - m0, N, K, alpha, a, lda, B, ldb, beta, C + m0 * ldc, ldc);
+      sgemm_serial(kernel, ta, tb, m1 - m0, N, K, alpha, a, lda, B, ldb, beta, C + m0 * ldc, ldc);
     });
   } else {  // split columns of C: columns of op(B)
     parallel_for(N, 16, [&](int64_t n0, int64_t n1) {
       const float* b = tb ? B + n0 * ldb : B + n0;
-      sgemm_serial(ta, tb, M, n1 - n0, K, alpha, A, lda, b, ldb, beta, C + n0, ldc);
+      sgemm_serial(kernel, ta, tb, M, n1 - n0, K, alpha, A, lda, b, ldb, beta, C + n0, ldc);
     });
   }
 }

@@ -1,0 +1,133 @@
+// sgemm_ember against a double-precision triple loop: all four transpose
+// combinations, edge sizes around the 6x16 tile and the K blocks, padded
+// lda/ldb/ldc, alpha != 1, beta in {0, 1, 0.5}, and beta = 0 over NaN in C.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <random>
+#include <vector>
+
+#include "core/ops/sgemm_ember.h"
+
+#if EMBER_HAVE_SGEMM_EMBER  // built with AVX2 + FMA; otherwise sgemm is OpenBLAS alone
+
+using ember::detail::sgemm_ember;
+
+namespace {
+
+struct Case {
+  bool ta, tb;
+  int64_t M, N, K;
+  int64_t pad;  // added to each natural leading dimension
+  float alpha, beta;
+};
+
+// Runs one case and returns the number of entries of C outside tolerance
+// (including any write outside the M x N block, which must keep its value).
+int64_t run_case(const Case& cs, uint32_t seed) {
+  const auto [ta, tb, M, N, K, pad, alpha, beta] = cs;
+  const int64_t lda = (ta ? M : K) + pad, ldb = (tb ? K : N) + pad, ldc = N + pad;
+  const int64_t arows = ta ? K : M, brows = tb ? N : K;
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  // +1 so that a zero-sized operand still has a valid pointer.
+  std::vector<float> A(arows * lda + 1), B(brows * ldb + 1), C(M * ldc + 1);
+  for (auto& x : A) x = dist(rng);
+  for (auto& x : B) x = dist(rng);
+  for (auto& x : C) x = dist(rng);
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  if (beta == 0.0f)
+    for (int64_t i = 0; i < M; ++i)
+      for (int64_t j = 0; j < N; ++j) C[i * ldc + j] = nan;
+  const std::vector<float> C0 = C;
+
+  sgemm_ember(ta, tb, M, N, K, alpha, A.data(), lda, B.data(), ldb, beta, C.data(), ldc);
+
+  int64_t bad = 0;
+  for (int64_t i = 0; i < M; ++i) {
+    for (int64_t j = 0; j < N; ++j) {
+      double ref = 0.0, mag = 0.0;
+      for (int64_t k = 0; k < K; ++k) {
+        const double a = ta ? A[k * lda + i] : A[i * lda + k];
+        const double b = tb ? B[j * ldb + k] : B[k * ldb + j];
+        ref += a * b;
+        mag += std::abs(a * b);
+      }
+      ref *= alpha;
+      mag *= std::abs(alpha);
+      if (beta != 0.0f) {
+        ref += static_cast<double>(beta) * C0[i * ldc + j];
+        mag += std::abs(static_cast<double>(beta) * C0[i * ldc + j]);
+      }
+      // A float sum of K products, each rounded, in any order (blocked,
+      // fused or not) errs by at most about K * 2^-24 * sum |a b|; for random
+      // signs the error grows like sqrt(K) * 2^-24 * sum |a b| in practice.
+      // 1e-5 * sqrt(K + 1) is ~170 times that typical bound, yet still far
+      // below the error of a wrong index, a dropped K block or a missing
+      // alpha/beta (all of order mag itself). The + 1 covers beta * C.
+      const double tol = 1e-5 * std::sqrt(static_cast<double>(K + 1)) * mag + 1e-30;
+      const float got = C[i * ldc + j];
+      if (!std::isfinite(got) || std::abs(got - ref) > tol) ++bad;
+    }
+    for (int64_t j = N; j < ldc && i * ldc + j < static_cast<int64_t>(C.size()); ++j)
+      if (C[i * ldc + j] != C0[i * ldc + j]) ++bad;  // padding between rows is untouched
+  }
+  return bad;
+}
+
+}  // namespace
+
+TEST_CASE("sgemm_ember matches a double reference on edge sizes") {
+  const int64_t sizes[] = {0, 1, 5, 6, 7, 15, 16, 17, 33, 65};
+  uint32_t seed = 1;
+  for (bool ta : {false, true})
+    for (bool tb : {false, true})
+      for (int64_t M : sizes)
+        for (int64_t N : sizes)
+          for (int64_t K : {0, 1, 5, 7, 16, 17, 65}) {
+            const float beta = (seed % 3 == 0) ? 0.0f : (seed % 3 == 1) ? 1.0f : 0.5f;
+            const Case cs{ta, tb, M, N, K, static_cast<int64_t>(seed % 4), seed % 2 ? 1.0f : -0.75f, beta};
+            INFO("ta=" << ta << " tb=" << tb << " M=" << M << " N=" << N << " K=" << K << " pad=" << cs.pad
+                       << " alpha=" << cs.alpha << " beta=" << beta);
+            CHECK(run_case(cs, seed) == 0);
+            ++seed;
+          }
+}
+
+TEST_CASE("sgemm_ember matches a double reference across K and column blocks") {
+  // K > 512 is split into blocks (later blocks add onto the first); a long
+  // K with a wide N also splits the columns so one packed B block fits L2.
+  struct Dims {
+    int64_t M, N, K;
+  };
+  const Dims dims[] = {{130, 33, 130}, {7, 300, 513}, {13, 17, 1100}, {65, 200, 777}, {64, 32, 64}, {12, 1040, 600}};
+  uint32_t seed = 1000;
+  for (const Dims& d : dims)
+    for (bool ta : {false, true})
+      for (bool tb : {false, true})
+        for (float beta : {0.0f, 1.0f, 0.5f}) {
+          const Case cs{ta, tb, d.M, d.N, d.K, static_cast<int64_t>(seed % 3) * 5, 0.5f, beta};
+          INFO("ta=" << ta << " tb=" << tb << " M=" << d.M << " N=" << d.N << " K=" << d.K << " pad=" << cs.pad
+                     << " beta=" << beta);
+          CHECK(run_case(cs, seed) == 0);
+          ++seed;
+        }
+}
+
+TEST_CASE("sgemm_ember with K = 0 scales or clears C") {
+  std::vector<float> C = {1.0f, 2.0f, 3.0f, std::numeric_limits<float>::quiet_NaN(), 5.0f, 6.0f};
+  sgemm_ember(false, false, 2, 2, 0, 1.0f, nullptr, 1, nullptr, 2, 0.5f, C.data(), 3);
+  CHECK(C[0] == 0.5f);
+  CHECK(C[1] == 1.0f);
+  CHECK(C[2] == 3.0f);  // padding
+  sgemm_ember(true, true, 2, 2, 0, 1.0f, nullptr, 2, nullptr, 1, 0.0f, C.data(), 3);
+  CHECK(C[0] == 0.0f);
+  CHECK(C[1] == 0.0f);
+  CHECK(C[3] == 0.0f);  // NaN overwritten
+  CHECK(C[4] == 0.0f);
+  CHECK(C[5] == 6.0f);
+}
+
+#endif  // EMBER_HAVE_SGEMM_EMBER
