@@ -32,4 +32,19 @@ constexpr float kGeluCubic = 0.044715f;
   return s + 2.0f * x * s * one_minus_s * kSqrt2OverPi * (1.0f + 3.0f * kGeluCubic * x * x);
 }
 
+// GELU and its derivative together from one exp, for backward passes that
+// need both (gelu_linear recomputes y for the weight gradient).
+[[gnu::always_inline]] inline void gelu_exact_both(float x, float& y, float& dy) {
+  const float gauss = detail::gauss_fast(x);
+  const float cdf = detail::normal_cdf_given_gauss(x, gauss);
+  y = x * cdf;
+  dy = cdf + x * kInvSqrt2Pi * gauss;
+}
+[[gnu::always_inline]] inline void gelu_tanh_both(float x, float& y, float& dy) {
+  const float e = detail::exp_fast(-2.0f * kSqrt2OverPi * (x + kGeluCubic * x * x * x));
+  const float s = 1.0f / (1.0f + e), one_minus_s = e * s;
+  y = x * s;
+  dy = s + 2.0f * x * s * one_minus_s * kSqrt2OverPi * (1.0f + 3.0f * kGeluCubic * x * x);
+}
+
 }  // namespace ember::detail

@@ -16,6 +16,29 @@ Tensor gelu_of(const Tensor& u, GeluApprox approx) {
   return gelu(u, approx);
 }
 
+// h = gelu(u) and, in the same pass, gh *= gelu'(u) (gh becomes du): the
+// two share their exp and division. u and gh are contiguous, same shape.
+Tensor gelu_and_grad_into(const Tensor& u, Tensor& gh, GeluApprox approx) {
+  Tensor h = empty(u.shape());
+  const float* pu = u.data();
+  float *ph = h.data(), *pg = gh.data();
+  const int64_t n = u.numel();
+  if (approx == GeluApprox::Tanh) {
+    for (int64_t i = 0; i < n; ++i) {
+      float d;
+      detail::gelu_tanh_both(pu[i], ph[i], d);
+      pg[i] *= d;
+    }
+  } else {
+    for (int64_t i = 0; i < n; ++i) {
+      float d;
+      detail::gelu_exact_both(pu[i], ph[i], d);
+      pg[i] *= d;
+    }
+  }
+  return h;
+}
+
 // With h = gelu(u) and y = h W^T + b over rows R:
 //   dW = dy^T h,  db = sum over rows of dy,  du = (dy W) * gelu'(u).
 void gelu_linear_backward(Node& n, const Tensor& g, std::vector<Tensor>& gi) {
@@ -23,8 +46,15 @@ void gelu_linear_backward(Node& n, const Tensor& g, std::vector<Tensor>& gi) {
   const auto approx = static_cast<GeluApprox>(n.ints[0]);
   const int64_t out_f = w.size(0), in = w.size(1), R = u.numel() / in;
   const Tensor g2 = g.reshape({R, out_f});
-  if (n.needs_grad(1)) gi[1] = matmul(g2.transpose(0, 1), gelu_of(u, approx).reshape({R, in}));
   if (n.needs_grad(2)) gi[2] = sum(g2, {0});
+  if (n.needs_grad(0) && n.needs_grad(1) && u.is_contiguous()) {  // the training step: one pass over u
+    Tensor gu = matmul(g2, w);
+    const Tensor h = gelu_and_grad_into(u, gu, approx);
+    gi[1] = matmul(g2.transpose(0, 1), h.reshape({R, in}));
+    gi[0] = gu.view(u.shape());
+    return;
+  }
+  if (n.needs_grad(1)) gi[1] = matmul(g2.transpose(0, 1), gelu_of(u, approx).reshape({R, in}));
   if (n.needs_grad(0)) {
     const Tensor gh = matmul(g2, w).view(u.shape());
     gi[0] =

@@ -38,6 +38,27 @@ TEST_CASE("gelu_linear: backward matches finite differences and the unfused grad
   }
 }
 
+TEST_CASE("gelu_linear: one-sided and non-contiguous backward equals the unfused gradients") {
+  // The training step takes one fused pass (u contiguous, u and W both need
+  // gradients); these cases take the separate passes. `which`: 0 only u
+  // needs a gradient, 1 only W, 2 both with u a transposed view of a leaf p.
+  const Tensor g = randn({4, 3});
+  for (int which : {0, 1, 2}) {
+    CAPTURE(which);
+    Tensor p1 = which == 2 ? leaf({6, 4}, 11) : leaf({4, 6}, 11), w1 = leaf({3, 6}, 12);
+    Tensor p2 = p1.detach().clone(), w2 = w1.detach().clone();
+    p2.requires_grad_();
+    w2.requires_grad_();
+    if (which == 1) p1 = p1.detach();
+    if (which == 0) w1 = w1.detach();
+    auto u = [which](const Tensor& p) { return which == 2 ? p.transpose(0, 1) : p; };
+    gelu_linear(u(p1), w1, Tensor()).backward(g);
+    linear(gelu(u(p2)), w2, Tensor()).backward(g);
+    if (which != 1) check_values(p1.grad(), p2.grad().to_vector(), 1e-6f);
+    if (which != 0) check_values(w1.grad(), w2.grad().to_vector(), 1e-6f);
+  }
+}
+
 TEST_CASE("gelu_linear: shape errors name both shapes") {
   CHECK_THROWS_WITH_AS(gelu_linear(zeros({2, 4}), zeros({3, 5}), Tensor()),
                        doctest::Contains("linear: in_features differ: x [2, 4] vs weight [3, 5]"), Error);
