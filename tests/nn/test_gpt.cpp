@@ -140,22 +140,28 @@ TEST_CASE("GPT: forward maps ids [B,T] to logits [B,T,V] for every positional ki
 }
 
 TEST_CASE("attention: the fused op equals the op-by-op computation, forward and backward") {
-  const int64_t B = 2, T = 5, H = 2, C = 8;
-  for (bool alibi : {false, true}) {
-    CAPTURE(alibi);
-    const Tensor slopes = alibi ? tensor({H}, alibi_slopes(H)) : Tensor();
-    Tensor a = leaf({B, T, 3 * C}, 8), b = a.detach().clone();
-    b.requires_grad_();
-    const Tensor ya = causal_attention(a, H, slopes), yb = attention_unfused(b, H, slopes, 0.0f, false);
-    ember::testing::check_values(ya, yb.to_vector(), 1e-5f);  // same maths, different summation order
-    const Tensor g = randn({B, T, C});
-    ya.backward(g);
-    yb.backward(g);
-    ember::testing::check_values(a.grad(), b.grad().to_vector(), 1e-5f);
-    CHECK_GRADCHECK(
-        "causal_attention", [&](const std::vector<Tensor>& v) { return causal_attention(v[0], H, slopes); },
-        std::vector<Tensor>{a});
-  }
+  // The fused op works in blocks of 24 query rows (or key columns): T = 5 is
+  // one partial block, 24 exactly one, 25 and 30 a full one and a partial
+  // one, 61 three; gradcheck runs on the first and on two blocks.
+  const int64_t B = 2, H = 2, C = 8;
+  for (int64_t T : {5, 24, 25, 30, 61})
+    for (bool alibi : {false, true}) {
+      CAPTURE(T);
+      CAPTURE(alibi);
+      const Tensor slopes = alibi ? tensor({H}, alibi_slopes(H)) : Tensor();
+      Tensor a = leaf({B, T, 3 * C}, 8), b = a.detach().clone();
+      b.requires_grad_();
+      const Tensor ya = causal_attention(a, H, slopes), yb = attention_unfused(b, H, slopes, 0.0f, false);
+      ember::testing::check_values(ya, yb.to_vector(), 1e-5f);  // same maths, different summation order
+      const Tensor g = randn({B, T, C});
+      ya.backward(g);
+      yb.backward(g);
+      ember::testing::check_values(a.grad(), b.grad().to_vector(), 1e-5f);
+      if (T == 5 || T == 30)
+        CHECK_GRADCHECK(
+            "causal_attention", [&](const std::vector<Tensor>& v) { return causal_attention(v[0], H, slopes); },
+            std::vector<Tensor>{a});
+    }
   CHECK_THROWS_WITH_AS(causal_attention(zeros({2, 3, 7}), 2), "causal_attention: qkv must be [B, T, 3C], got [2, 3, 7]",
                        Error);
 }
