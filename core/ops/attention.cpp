@@ -16,7 +16,7 @@
 #include "core/autograd.h"
 #include "core/ops.h"
 #include "core/ops/blas.h"
-#include "core/ops/fastmath.h"
+#include "core/ops/row_math.h"
 #include "core/parallel.h"
 
 namespace ember {
@@ -46,21 +46,19 @@ void for_row_blocks(int64_t T, F fn) {
 
 // Row i of the scores holds keys 0..n-1 (n > i: the end of i's row block);
 // only j <= i are kept. Turns the row into probabilities in place and zeroes
-// the masked tail up to n.
+// the masked tail up to n. The max and the exps run over i + 1 rounded up to
+// a multiple of 8 (within n), with -inf in the padding (its exp is 0), so
+// they vectorise without a scalar tail.
 void causal_softmax_row(float* row, int64_t i, int64_t n, float slope) {
-  float m = -std::numeric_limits<float>::infinity();
-  for (int64_t j = 0; j <= i; ++j) {
-    if (slope != 0.0f) row[j] += static_cast<float>(-static_cast<double>(slope) * static_cast<double>(i - j));
-    m = std::max(m, row[j]);
-  }
-  float sum = 0.0f;
-  for (int64_t j = 0; j <= i; ++j) {
-    row[j] = detail::exp_fast(row[j] - m);
-    sum += row[j];
-  }
-  const float inv = 1.0f / sum;
-  for (int64_t j = 0; j <= i; ++j) row[j] *= inv;
-  for (int64_t j = i + 1; j < n; ++j) row[j] = 0.0f;
+  const int64_t len = i + 1, padded = std::min(n, (len + 7) / 8 * 8);
+  if (slope != 0.0f)  // ALiBi: -slope * distance, rounded once from double
+    for (int64_t j = 0; j < len; ++j)
+      row[j] += static_cast<float>(-static_cast<double>(slope) * static_cast<double>(i - j));
+  for (int64_t j = len; j < padded; ++j) row[j] = -std::numeric_limits<float>::infinity();
+  const float m = detail::row_max<8>(row, padded);
+  const float inv = 1.0f / detail::row_exp_sum<true, 8>(row, m, row, padded);
+  for (int64_t j = 0; j < len; ++j) row[j] *= inv;
+  for (int64_t j = len; j < n; ++j) row[j] = 0.0f;
 }
 
 // P for one (batch, head): the scaled scores q k^T, ALiBi bias, causal
@@ -103,8 +101,7 @@ void attention_backward(Node& n, const Tensor& g_in, std::vector<Tensor>& gi) {
         for (int64_t i = r0; i < r1; ++i) {
           float* dpi = dp.data() + i * T;
           const float* pi = p + i * T;
-          float dot = 0.0f;
-          for (int64_t j = 0; j <= i; ++j) dot += pi[j] * dpi[j];
+          const float dot = detail::row_dot(pi, dpi, i + 1);
           for (int64_t j = 0; j <= i; ++j) dpi[j] = pi[j] * (dpi[j] - dot);
           for (int64_t j = i + 1; j < r1; ++j) dpi[j] = 0.0f;
         }

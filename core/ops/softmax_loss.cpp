@@ -3,7 +3,6 @@
 // with a branch-free exp the compiler vectorises: these ops sit on the training
 // hot path (cross_entropy sees [B*T, V] logits with V up to 50257).
 #include <algorithm>
-#include <bit>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -13,12 +12,12 @@
 #include "core/autograd.h"
 #include "core/ops.h"
 #include "core/ops/fastmath.h"
+#include "core/ops/row_math.h"
 #include "core/parallel.h"
 
 namespace ember {
 namespace {
 
-constexpr int kLanes = 16;            // independent partial sums, so reductions vectorise
 constexpr int64_t kColBlock = 256;    // columns per task when the softmax dim is not last
 constexpr int64_t kTaskWork = 16384;  // elements a parallel task should at least get
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
@@ -27,63 +26,9 @@ int64_t grain_for(int64_t per_item) { return std::max<int64_t>(1, kTaskWork / st
 
 // ---- row kernels over n contiguous floats ----
 
-// Floats compared as int32 after flipping the magnitude bits of negatives: that
-// map is monotonic, and integer max vectorises where a float compare-select
-// does not (under -ftrapping-math). A NaN either wins (and every x - max is NaN)
-// or loses and poisons the exp sum, so a row with a NaN comes out NaN either way.
-inline int32_t ordered_bits(float x) {
-  const int32_t b = std::bit_cast<int32_t>(x);
-  return b ^ ((b >> 31) & 0x7FFFFFFF);
-}
-
-float row_max(const float* x, int64_t n) {
-  int32_t acc[kLanes];
-  std::fill(acc, acc + kLanes, ordered_bits(kNegInf));
-  int64_t i = 0;
-  for (; i + kLanes <= n; i += kLanes)
-    for (int l = 0; l < kLanes; ++l) acc[l] = std::max(acc[l], ordered_bits(x[i + l]));
-  int32_t m = ordered_bits(kNegInf);
-  for (; i < n; ++i) m = std::max(m, ordered_bits(x[i]));
-  for (int32_t a : acc) m = std::max(m, a);
-  return std::bit_cast<float>(m ^ ((m >> 31) & 0x7FFFFFFF));  // the map is its own inverse
-}
-
-// sum_j exp(x_j - m), also storing the terms in y when Store.
-template <bool Store>
-float row_exp_sum(const float* x, float m, float* y, int64_t n) {
-  float acc[kLanes] = {};
-  int64_t i = 0;
-  for (; i + kLanes <= n; i += kLanes)
-    for (int l = 0; l < kLanes; ++l) {
-      const float e = detail::exp_fast(x[i + l] - m);
-      if constexpr (Store) y[i + l] = e;
-      acc[l] += e;
-    }
-  float s = 0.0f;
-  for (; i < n; ++i) {
-    const float e = detail::exp_fast(x[i] - m);
-    if constexpr (Store) y[i] = e;
-    s += e;
-  }
-  for (float a : acc) s += a;
-  return s;
-}
-
-// sum_j a_j b_j; with b == nullptr, sum_j a_j.
-float row_dot(const float* a, const float* b, int64_t n) {
-  float acc[kLanes] = {};
-  int64_t i = 0;
-  if (b != nullptr)
-    for (; i + kLanes <= n; i += kLanes)
-      for (int l = 0; l < kLanes; ++l) acc[l] += a[i + l] * b[i + l];
-  else
-    for (; i + kLanes <= n; i += kLanes)
-      for (int l = 0; l < kLanes; ++l) acc[l] += a[i + l];
-  float s = 0.0f;
-  for (; i < n; ++i) s += b != nullptr ? a[i] * b[i] : a[i];
-  for (float v : acc) s += v;
-  return s;
-}
+using detail::row_dot;
+using detail::row_exp_sum;
+using detail::row_max;
 
 // ---- softmax over dim d of a contiguous tensor viewed as [outer, n, inner] ----
 
