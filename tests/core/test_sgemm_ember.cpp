@@ -3,12 +3,15 @@
 // lda/ldb/ldc, alpha != 1, beta in {0, 1, 0.5}, and beta = 0 over NaN in C.
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <limits>
 #include <random>
 #include <vector>
 
+#include "core/ops/blas.h"
 #include "core/ops/sgemm_ember.h"
 
 #if EMBER_HAVE_SGEMM_EMBER  // built with AVX2 + FMA; otherwise sgemm is OpenBLAS alone
@@ -128,6 +131,37 @@ TEST_CASE("sgemm_ember with K = 0 scales or clears C") {
   CHECK(C[3] == 0.0f);  // NaN overwritten
   CHECK(C[4] == 0.0f);
   CHECK(C[5] == 6.0f);
+}
+
+TEST_CASE("detail::sgemm split over threads matches a double reference with either kernel") {
+  // Large enough (M N K >= 2^18) for sgemm to split C by rows (M >= N) or by
+  // columns (M < N) across the pool, which offsets A or B per block, so the
+  // transposed layouts' offsets are exercised. Tolerance as in run_case:
+  // 1e-5 sqrt(K) of sum |a b| <= K (|a|, |b| <= 1).
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  for (auto [M, N, K] : {std::array<int64_t, 3>{300, 70, 90}, std::array<int64_t, 3>{70, 300, 90}})
+    for (bool ta : {false, true})
+      for (bool tb : {false, true})
+        for (auto kernel : {ember::detail::GemmKernel::Ember, ember::detail::GemmKernel::OpenBLAS}) {
+          INFO("M=" << M << " N=" << N << " ta=" << ta << " tb=" << tb
+                    << " kernel=" << (kernel == ember::detail::GemmKernel::Ember ? "ember" : "openblas"));
+          std::vector<float> A(M * K), B(K * N), C(M * N, -1.0f);
+          for (auto& x : A) x = dist(rng);
+          for (auto& x : B) x = dist(rng);
+          const int64_t lda = ta ? M : K, ldb = tb ? K : N;
+          ember::detail::sgemm(ta, tb, M, N, K, 1.0f, A.data(), lda, B.data(), ldb, 0.0f, C.data(), N, kernel);
+          double worst = 0.0;
+          for (int64_t i = 0; i < M; ++i)
+            for (int64_t j = 0; j < N; ++j) {
+              double ref = 0.0;
+              for (int64_t k = 0; k < K; ++k)
+                ref +=
+                    static_cast<double>(ta ? A[k * lda + i] : A[i * lda + k]) * (tb ? B[j * ldb + k] : B[k * ldb + j]);
+              worst = std::max(worst, std::abs(C[i * N + j] - ref));
+            }
+          CHECK(worst <= 1e-5 * std::sqrt(static_cast<double>(K)) * static_cast<double>(K));
+        }
 }
 
 #endif  // EMBER_HAVE_SGEMM_EMBER
