@@ -178,6 +178,82 @@ def ops_reference(seed):
               os.path.join(DATA, "ops.safetensors"), {"seed": str(seed)})
 
 
+def torch_rng_reference():
+    """PyTorch's CPU stream for train/torch_rng: randint, uniform_, normal_ (with
+    and without a partial last block of 16) from torch.manual_seed(1337), then a
+    tiny GPT built from torch.manual_seed(1234) and the draws that follow it."""
+    out = {}
+    torch.manual_seed(1337)
+    out["randint"] = torch.randint(1000, (12,))
+    out["uniform"] = torch.empty(5).uniform_(-0.5, 0.25)
+    out["normal20"] = torch.empty(20).normal_(0.1, 2.0)
+    out["normal37"] = torch.empty(37).normal_()
+    for tie, bias in ((True, True), (False, False)):
+        torch.manual_seed(1234)
+        model = GPT(GPTConfig(**TINY, bias=bias, tie_weights=tie, pos="learned"))
+        tag = f"tie{int(tie)}_bias{int(bias)}"
+        for k, v in model.state_dict().items():
+            out[f"{tag}.{k}"] = v.detach().clone()
+        out[f"{tag}.after"] = torch.randint(1000, (4,))   # the stream position after the constructor
+    save_file({k: v.contiguous() for k, v in out.items()}, os.path.join(DATA, "torch_rng.safetensors"))
+
+
+# The trainer's rng "nanogpt" against PyTorch running nanoGPT train.py's loop:
+# this text, a character vocabulary, 90/10 split, TRAIN_RUN's settings.
+TRAIN_TEXT = "".join(f"the {a} saw the {b} by the {c}.\n" for a, b, c in [
+    ("fox", "hen", "barn"), ("owl", "cat", "well"), ("hen", "fox", "hill"), ("cat", "owl", "gate"),
+    ("dog", "cow", "pond"), ("cow", "dog", "mill")] * 6)
+TRAIN_RUN = dict(n_layer=1, n_head=2, n_embd=16, block_size=16, batch_size=4, max_iters=6, eval_interval=3,
+                 eval_iters=2, lr=1e-2, min_lr=1e-3, warmup_iters=2, lr_decay_iters=6, seed=1337)
+
+
+def trainer_reference():
+    r = TRAIN_RUN
+    chars = sorted(set(TRAIN_TEXT))
+    data = torch.tensor([chars.index(ch) for ch in TRAIN_TEXT], dtype=torch.long)
+    n = int(len(data) * 0.9)
+    splits = {"train": data[:n], "val": data[n:]}
+    B, T = r["batch_size"], r["block_size"]
+    torch.manual_seed(r["seed"])
+    cfg = GPTConfig(vocab_size=len(chars), block_size=T, n_layer=r["n_layer"], n_head=r["n_head"],
+                    n_embd=r["n_embd"], dropout=0.0, bias=False, tie_weights=True, pos="learned")
+    model = GPT(cfg)
+    opt = make_adamw(model, 0.1, r["lr"], (0.9, 0.99))
+
+    def get_batch(split):
+        d = splits[split]
+        ix = torch.randint(len(d) - T, (B,))
+        return torch.stack([d[i:i + T] for i in ix]), torch.stack([d[i + 1:i + 1 + T] for i in ix])
+
+    def estimate():
+        model.eval()
+        out = []
+        with torch.no_grad():
+            for split in ("train", "val"):
+                out.append(sum(model(*get_batch(split))[1].item() for _ in range(r["eval_iters"])) / r["eval_iters"])
+        model.train()
+        return out
+
+    losses, estimates = [], []
+    X, Y = get_batch("train")
+    for it in range(r["max_iters"] + 1):
+        for g in opt.param_groups:
+            g["lr"] = get_lr(it, r["lr"], r["min_lr"], r["warmup_iters"], r["lr_decay_iters"])
+        if it % r["eval_interval"] == 0:
+            estimates.append(estimate())
+        if it == r["max_iters"]:
+            break
+        _, loss = model(X, Y)
+        X, Y = get_batch("train")
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        losses.append(loss.item())
+    save_file({"losses": torch.tensor(losses), "estimates": torch.tensor(estimates)},
+              os.path.join(DATA, "trainer_nanogpt.safetensors"))
+
+
 def main():
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
@@ -185,6 +261,8 @@ def main():
     for n, (pos, tie, bias) in enumerate(VARIANTS):
         gpt_reference(pos, tie, bias, seed=1000 + n)
     ops_reference(seed=7)
+    torch_rng_reference()
+    trainer_reference()
     for name in sorted(os.listdir(DATA)):
         print(f"{os.path.getsize(os.path.join(DATA, name)):8d}  data/{name}")
 
