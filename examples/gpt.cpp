@@ -54,6 +54,9 @@ void add_train_options(CLI::App& cmd, TrainConfig& c, std::string& pos, std::str
   cmd.add_option("--eval-iters", c.eval_iters, "val batches per evaluation")->capture_default_str();
   cmd.add_option("--log-interval", c.log_interval, "steps between progress lines")->capture_default_str();
   cmd.add_option("--seed", c.seed, "random seed")->capture_default_str();
+  cmd.add_option("--rng", c.rng, "random stream: nanogpt (PyTorch's, in nanoGPT's order: same seed, same run) | ember")
+      ->check(CLI::IsMember({"nanogpt", "ember"}))
+      ->capture_default_str();
   cmd.add_option("--pos", pos, "positional encoding: learned | sinusoidal | rope | alibi | none")
       ->capture_default_str();
   cmd.add_option("--tokenizer", c.tokenizer, "char | bpe")->capture_default_str();

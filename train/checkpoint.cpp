@@ -109,10 +109,12 @@ void save_checkpoint(const std::string& dir, const GPT& model, const Tokenizer& 
   write_json_atomic(fs::path(dir) / "config.json", config_to_json(model.config()));
   write_json_atomic(fs::path(dir) / "tokenizer.json", tokenizer.to_json());
   save_safetensors((fs::path(dir) / "optimizer.safetensors").string(), moments);
-  write_json_atomic(fs::path(dir) / "trainer.json", {{"step", state.step},
-                                                     {"data_rng", rng_to_json(state.data_rng)},
-                                                     {"dropout_rng", rng_to_json(state.dropout_rng)},
-                                                     {"settings", state.settings}});
+  nlohmann::json trainer = {{"step", state.step},
+                            {"data_rng", rng_to_json(state.data_rng)},
+                            {"dropout_rng", rng_to_json(state.dropout_rng)},
+                            {"settings", state.settings}};
+  if (!state.torch_stream.is_null()) trainer["torch_stream"] = state.torch_stream;
+  write_json_atomic(fs::path(dir) / "trainer.json", trainer);
 }
 
 LoadedModel load_model(const std::string& dir) {
@@ -140,6 +142,7 @@ TrainerState load_training_state(const std::string& dir, Adam& optimizer) {
   s.data_rng = rng_from_json(j.at("data_rng"));
   s.dropout_rng = rng_from_json(j.at("dropout_rng"));
   s.settings = j.contains("settings") ? j.at("settings") : nlohmann::json::object();
+  if (j.contains("torch_stream")) s.torch_stream = j.at("torch_stream");
   const SafetensorsFile weights = load_safetensors((fs::path(dir) / "model.safetensors").string());
   const SafetensorsFile moments = load_safetensors((fs::path(dir) / "optimizer.safetensors").string());
   const std::string step = std::to_string(s.step);

@@ -29,6 +29,7 @@ struct TrainerState {
   Generator::State data_rng;     // batch sampling
   Generator::State dropout_rng;  // the model's dropout masks
   nlohmann::json settings;       // the training command's settings, for --resume
+  nlohmann::json torch_stream;   // rng "nanogpt": the PyTorch generator's state and the next batch (null otherwise)
 };
 
 // Writes a full checkpoint (model, config, tokenizer, optimizer, trainer state).

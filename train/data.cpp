@@ -36,9 +36,18 @@ Batch sample_batch(const std::vector<int32_t>& data, int64_t B, int64_t T, Gener
   const auto n = static_cast<int64_t>(data.size());
   EMBER_CHECK(B > 0 && T > 0, "data: batch size {} and block size {} must be positive", B, T);
   EMBER_CHECK(n >= T + 1, "data: {} tokens are too few for one window of block_size + 1 = {} tokens", n, T + 1);
+  std::vector<int64_t> starts(static_cast<size_t>(B));
+  for (int64_t& s : starts) s = gen.randint(0, n - T);
+  return batch_at(data, starts, T);
+}
+
+Batch batch_at(const std::vector<int32_t>& data, const std::vector<int64_t>& starts, int64_t T) {
+  const auto n = static_cast<int64_t>(data.size()), B = static_cast<int64_t>(starts.size());
   std::vector<int64_t> x(static_cast<size_t>(B * T)), y(x.size());
   for (int64_t b = 0; b < B; ++b) {
-    const int64_t start = gen.randint(0, n - T);
+    const int64_t start = starts[static_cast<size_t>(b)];
+    EMBER_CHECK(start >= 0 && start + T < n, "data: a window of {} tokens at {} does not fit in {} tokens", T + 1,
+                start, n);
     for (int64_t t = 0; t < T; ++t) {
       x[b * T + t] = data[start + t];
       y[b * T + t] = data[start + t + 1];

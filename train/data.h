@@ -27,6 +27,9 @@ struct Batch {
 // B windows starting at uniform random offsets (drawn from gen in order, so a
 // seed reproduces the batches). Error when data has fewer than T + 1 tokens.
 Batch sample_batch(const std::vector<int32_t>& data, int64_t B, int64_t T, Generator& gen);
+// The windows of T + 1 tokens starting at `starts`: x [B, T] and y = x shifted
+// by one. Error when a window does not fit in data.
+Batch batch_at(const std::vector<int32_t>& data, const std::vector<int64_t>& starts, int64_t T);
 
 // Every non-overlapping window of T + 1 tokens, in order, B at a time (the
 // last batch may be smaller): the deterministic evaluation set.

@@ -18,6 +18,7 @@
 #include "train/evaluate.h"
 #include "train/optim.h"
 #include "train/tokenizer.h"
+#include "train/torch_rng.h"
 
 namespace ember {
 namespace {
@@ -34,7 +35,17 @@ struct Run {
   std::vector<Tensor> params;  // the model's parameters, listed once (clipping runs every step)
   Generator data_gen;
   int64_t step = 0;
+  // rng "nanogpt": PyTorch's stream, and the starts of the batch it drew for the next step.
+  std::unique_ptr<TorchGenerator> torch_gen;
+  std::vector<int64_t> next_starts;
 };
+
+// nanoGPT's get_batch draws: B starts from torch.randint(len(data) - T, (B,)).
+std::vector<int64_t> torch_starts(Run& run, const std::vector<int32_t>& data) {
+  std::vector<int64_t> starts(static_cast<size_t>(run.cfg.batch_size));
+  for (int64_t& s : starts) s = run.torch_gen->randint(static_cast<int64_t>(data.size()) - run.cfg.model.block_size);
+  return starts;
+}
 
 std::unique_ptr<Tokenizer> make_tokenizer(const TrainConfig& cfg, const std::string& text) {
   if (cfg.tokenizer == "char") return std::make_unique<CharTokenizer>(CharTokenizer::train(text));
@@ -62,12 +73,25 @@ void make_step_machinery(Run& run) {
                                           run.cfg.beta1, run.cfg.beta2);
 }
 
-double estimate_val_loss(Run& run) {
-  Generator gen(run.cfg.seed * 1000003 + static_cast<uint64_t>(run.step));  // independent of training draws
+struct Estimate {
+  double train = std::nan(""), val = 0.0;  // mean losses over eval_iters random batches; train only for nanogpt
+};
+
+Estimate estimate_losses(Run& run) {
+  const int64_t B = run.cfg.batch_size, T = run.cfg.model.block_size;
   std::vector<Batch> batches;
-  for (int64_t i = 0; i < run.cfg.eval_iters; ++i)
-    batches.push_back(sample_batch(run.data.val, run.cfg.batch_size, run.cfg.model.block_size, gen));
-  return mean_loss(*run.model, batches);
+  if (!run.torch_gen) {
+    Generator gen(run.cfg.seed * 1000003 + static_cast<uint64_t>(run.step));  // independent of training draws
+    for (int64_t i = 0; i < run.cfg.eval_iters; ++i) batches.push_back(sample_batch(run.data.val, B, T, gen));
+    return {std::nan(""), mean_loss(*run.model, batches)};
+  }
+  Estimate e;
+  for (auto [split, loss] : {std::pair{&run.data.train, &e.train}, std::pair{&run.data.val, &e.val}}) {
+    batches.clear();
+    for (int64_t i = 0; i < run.cfg.eval_iters; ++i) batches.push_back(batch_at(*split, torch_starts(run, *split), T));
+    *loss = mean_loss(*run.model, batches);
+  }
+  return e;
 }
 
 void append_metrics(const std::string& out, const nlohmann::json& j) {
@@ -76,7 +100,8 @@ void append_metrics(const std::string& out, const nlohmann::json& j) {
 }
 
 void checkpoint(Run& run) {
-  TrainerState s{run.step, run.data_gen.state(), run.model->dropout_generator().state(), run.cfg.to_json()};
+  TrainerState s{run.step, run.data_gen.state(), run.model->dropout_generator().state(), run.cfg.to_json(), nullptr};
+  if (run.torch_gen) s.torch_stream = {{"state", run.torch_gen->state()}, {"next_starts", run.next_starts}};
   save_checkpoint(run.cfg.out, *run.model, *run.tokenizer, *run.optimizer, s);
 }
 
@@ -95,8 +120,10 @@ void print_progress(const Run& run, float loss, double lr, double tokens_per_s, 
 float train_step(Run& run) {
   const TrainConfig& c = run.cfg;
   run.optimizer->set_lr(cosine_lr(run.step, c.lr, c.min_lr, c.warmup_iters, c.lr_decay_iters));
-  const Batch batch = sample_batch(run.data.train, c.batch_size, c.model.block_size, run.data_gen);
+  const Batch batch = run.torch_gen ? batch_at(run.data.train, run.next_starts, c.model.block_size)
+                                    : sample_batch(run.data.train, c.batch_size, c.model.block_size, run.data_gen);
   const float loss = run.parallel->forward_backward(batch);
+  if (run.torch_gen) run.next_starts = torch_starts(run, run.data.train);  // nanoGPT fetches it here
   if (c.grad_clip > 0.0) clip_grad_norm(run.params, static_cast<float>(c.grad_clip));
   run.optimizer->step();
   ++run.step;
@@ -111,6 +138,18 @@ TrainResult loop(Run& run) {
   const auto start = Clock::now();
   auto window_start = start;
   int64_t window_steps = 0;
+  auto report = [&](const Estimate& e) {
+    if (!c.quiet) {
+      fmt::print("{}step {}: ", c.live_progress ? "\n" : "", run.step);
+      if (!std::isnan(e.train)) fmt::print("train loss {:.4f}, ", e.train);
+      fmt::print("val loss {:.4f}\n", e.val);
+    }
+    nlohmann::json m = {{"step", run.step}, {"val_loss", e.val}};
+    if (!std::isnan(e.train)) m["train_loss_estimate"] = e.train;
+    append_metrics(c.out, m);
+    result.val_loss = e.val;
+  };
+  if (run.torch_gen && run.step == 0) report(estimate_losses(run));  // nanoGPT estimates before step 0 too
   while (run.step < c.max_iters) {
     const float loss = train_step(run);
     result.losses.push_back(loss);
@@ -125,11 +164,8 @@ TrainResult loop(Run& run) {
       window_steps = 0;
     }
     if (run.step % c.eval_interval == 0 || run.step == c.max_iters) {
-      const double val = estimate_val_loss(run);
-      if (!c.quiet) fmt::print("{}step {}: val loss {:.4f}\n", c.live_progress ? "\n" : "", run.step, val);
-      append_metrics(c.out, {{"step", run.step}, {"val_loss", val}});
+      report(estimate_losses(run));
       checkpoint(run);
-      result.val_loss = val;
     }
   }
   result.seconds = std::chrono::duration<double>(Clock::now() - start).count();
@@ -157,7 +193,8 @@ nlohmann::json TrainConfig::to_json() const {
             {"eval_interval", eval_interval},
             {"eval_iters", eval_iters},
             {"log_interval", log_interval},
-            {"seed", seed}});
+            {"seed", seed},
+            {"rng", rng}});
   return j;
 }
 
@@ -172,6 +209,7 @@ TrainConfig TrainConfig::from_json(const nlohmann::json& j) {
     c.weight_decay = j.at("weight_decay"), c.beta1 = j.at("beta1"), c.beta2 = j.at("beta2");
     c.grad_clip = j.at("grad_clip"), c.eval_interval = j.at("eval_interval"), c.eval_iters = j.at("eval_iters");
     c.log_interval = j.at("log_interval"), c.seed = j.at("seed");
+    c.rng = j.value("rng", "ember");  // checkpoints from before the setting used ember's generators
   } catch (const nlohmann::json::exception& e) {
     fail("resume: the saved training settings are incomplete or malformed ({})", e.what());
   }
@@ -182,10 +220,18 @@ TrainResult train(const TrainConfig& cfg) {
   EMBER_CHECK(
       cfg.batch_size > 0 && cfg.max_iters >= 0 && cfg.eval_interval > 0 && cfg.log_interval > 0 && cfg.eval_iters > 0,
       "train: batch size, eval interval, eval iters and log interval must be positive, max iters >= 0");
-  Run run{cfg, nullptr, {}, nullptr, nullptr, nullptr, {}, Generator(cfg.seed), 0};
+  EMBER_CHECK(cfg.rng == "nanogpt" || cfg.rng == "ember", "train: unknown rng '{}' (choose nanogpt or ember)", cfg.rng);
+  EMBER_CHECK(cfg.rng != "nanogpt" || cfg.seed < (uint64_t{1} << 32),
+              "train: with rng nanogpt the seed must be below 2^32 (torch.manual_seed's range here), got {}", cfg.seed);
+  Run run{cfg, nullptr, {}, nullptr, nullptr, nullptr, {}, Generator(cfg.seed), 0, nullptr, {}};
   load_data(run);
   run.cfg.model.vocab_size = run.tokenizer->vocab_size();
   run.model = std::make_unique<GPT>(run.cfg.model, cfg.seed);
+  if (cfg.rng == "nanogpt") {
+    run.torch_gen = std::make_unique<TorchGenerator>(cfg.seed);
+    init_like_nanogpt(*run.model, *run.torch_gen);
+    run.next_starts = torch_starts(run, run.data.train);  // nanoGPT's first get_batch, before the loop
+  }
   make_step_machinery(run);
   if (!cfg.quiet)
     fmt::print("ember: {} parameters, {} train / {} val tokens, vocabulary {} ({})\n", run.model->num_parameters(),
@@ -210,6 +256,14 @@ TrainResult resume(const std::string& dir, int64_t max_iters, bool quiet) {
   run.step = s.step;
   run.data_gen.set_state(s.data_rng);
   run.model->dropout_generator().set_state(s.dropout_rng);
+  if (run.cfg.rng == "nanogpt") {
+    EMBER_CHECK(
+        s.torch_stream.is_object() && s.torch_stream.contains("state") && s.torch_stream.contains("next_starts"),
+        "resume: '{}/trainer.json' has no torch_stream, which rng nanogpt needs", dir);
+    run.torch_gen = std::make_unique<TorchGenerator>(run.cfg.seed);
+    run.torch_gen->set_state(s.torch_stream.at("state").get<std::string>());
+    run.next_starts = s.torch_stream.at("next_starts").get<std::vector<int64_t>>();
+  }
   load_data(run);
   if (!quiet) fmt::print("ember: resuming '{}' at step {} of {}\n", dir, run.step, run.cfg.max_iters);
   return loop(run);

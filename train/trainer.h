@@ -24,6 +24,14 @@ struct TrainConfig {
   double weight_decay = 0.1, beta1 = 0.9, beta2 = 0.99, grad_clip = 1.0;
   int64_t eval_interval = 250, eval_iters = 20, log_interval = 10;
   uint64_t seed = 1337;
+  // Where the random draws come from. "nanogpt" (default): PyTorch's CPU
+  // stream in nanoGPT train.py's order (the model initialised as nanoGPT's
+  // GPT(config) after torch.manual_seed(seed), the first batch drawn before
+  // step 0, train and val estimates at step 0 and every eval_interval, each
+  // next batch right after a step), so with dropout 0 a run replays nanoGPT's
+  // with the same seed (train/torch_rng.h). "ember": ember's own generators,
+  // val estimates on separately seeded batches.
+  std::string rng = "nanogpt";
   bool live_progress = false;  // a redrawn progress line (on a terminal) instead of plain lines
   bool quiet = false;          // no progress output (tests)
 
