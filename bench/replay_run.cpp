@@ -29,19 +29,11 @@ namespace {
 
 constexpr int64_t kT = 64;
 
-// Windows of T + 1 tokens starting at the given offsets: x and y = x shifted by one.
-Batch windows(const std::vector<int32_t>& data, const int64_t* offsets, int64_t B) {
-  std::vector<int64_t> x(static_cast<size_t>(B * kT)), y(x.size());
-  for (int64_t b = 0; b < B; ++b) {
-    EMBER_CHECK(offsets[b] >= 0 && offsets[b] + kT < static_cast<int64_t>(data.size()),
-                "replay_run: offset {} does not fit a window of {} tokens in {} tokens", offsets[b], kT + 1,
-                data.size());
-    for (int64_t t = 0; t < kT; ++t) {
-      x[b * kT + t] = data[offsets[b] + t];
-      y[b * kT + t] = data[offsets[b] + t + 1];
-    }
-  }
-  return {IntTensor({B, kT}, std::move(x)), IntTensor({B, kT}, std::move(y))};
+// The B windows whose starts are row `row` of offsets.
+Batch windows(const std::vector<int32_t>& data, const IntTensor& offsets, int64_t row) {
+  const int64_t B = offsets.size(1);
+  const std::vector<int64_t> starts(offsets.data.begin() + row * B, offsets.data.begin() + (row + 1) * B);
+  return batch_at(data, starts, kT);
 }
 
 void replay(const std::string& data_path, const std::string& dir) {
@@ -67,7 +59,7 @@ void replay(const std::string& data_path, const std::string& dir) {
   const IntTensor& val_offsets = batches.ints("val_offsets");
   EMBER_CHECK(train_offsets.dim() == 2 && val_offsets.dim() == 2 && val_offsets.size(1) == train_offsets.size(1),
               "replay_run: expected train_offsets [steps, B] and val_offsets [n, B]");
-  const int64_t steps = train_offsets.size(0), B = train_offsets.size(1);
+  const int64_t steps = train_offsets.size(0);
 
   model.train();
   AdamW optimizer(decay_groups(model.named_parameters(), 0.1), 1e-3, 0.9, 0.99);
@@ -76,7 +68,7 @@ void replay(const std::string& data_path, const std::string& dir) {
   const auto start = std::chrono::steady_clock::now();
   for (int64_t step = 0; step < steps; ++step) {
     optimizer.set_lr(cosine_lr(step, 1e-3, 1e-4, 100, steps));
-    const float loss = parallel.forward_backward(windows(split.train, train_offsets.data.data() + step * B, B));
+    const float loss = parallel.forward_backward(windows(split.train, train_offsets, step));
     clip_grad_norm(params, 1.0f);
     optimizer.step();
     if ((step + 1) % 250 == 0) fmt::print("step {}: train loss {:.4f}\n", step + 1, loss);
@@ -85,7 +77,7 @@ void replay(const std::string& data_path, const std::string& dir) {
   model.eval();
   std::vector<Batch> val_batches;
   for (int64_t i = 0; i < val_offsets.size(0); ++i)
-    val_batches.push_back(windows(split.val, val_offsets.data.data() + i * B, B));
+    val_batches.push_back(windows(split.val, val_offsets, i));
   fmt::print("after {} steps ({:.1f} s): val loss {:.4f} over PyTorch's last {} val batches, {:.4f} over every block\n",
              steps, seconds, mean_loss(model, val_batches), val_batches.size(), sequential_loss(model, split.val));
 }
