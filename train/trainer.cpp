@@ -9,6 +9,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 
 #include "core/error.h"
 #include "train/checkpoint.h"
@@ -163,8 +164,14 @@ TrainResult loop(Run& run) {
       window_start = Clock::now();
       window_steps = 0;
     }
-    if (run.step % c.eval_interval == 0 || run.step == c.max_iters) {
+    const bool scheduled = run.step % c.eval_interval == 0;
+    if (scheduled || run.step == c.max_iters) {
+      // nanoGPT makes no estimate off the schedule: draw this one from a copy of
+      // the stream, so a run resumed from here goes on as an uninterrupted one.
+      const std::optional<TorchGenerator> stream =
+          run.torch_gen && !scheduled ? std::optional<TorchGenerator>(*run.torch_gen) : std::nullopt;
       report(estimate_losses(run));
+      if (stream) *run.torch_gen = *stream;
       checkpoint(run);
     }
   }

@@ -102,19 +102,23 @@ TEST_CASE("checkpoint: save then load gives identical logits and the same tokeni
 }
 
 TEST_CASE("resume: losses after resuming equal an uninterrupted run's, to the last bit") {
-  for (const char* rng : {"nanogpt", "ember"}) {
-    CAPTURE(rng);
-    TempDir a("resume_a"), b("resume_b");
-    TrainConfig full_cfg = tiny_run(a.str(), 12), half_cfg = tiny_run(b.str(), 6);
-    full_cfg.rng = half_cfg.rng = rng;
-    const TrainResult full = train(full_cfg);
-    train(half_cfg);  // stops (and checkpoints) at step 6
-    const TrainResult rest = resume(b.str(), 12, true);
-    REQUIRE(full.losses.size() == 12);
-    REQUIRE(rest.losses.size() == 6);
-    for (size_t i = 0; i < 6; ++i) CHECK(rest.losses[i] == full.losses[6 + i]);  // exact equality
-    CHECK(rest.val_loss == full.val_loss);
-  }
+  // Stops at step 6 (an eval step: eval_interval is 3) and at step 5 (off the
+  // schedule: the final estimate there must not disturb the training draws).
+  for (const char* rng : {"nanogpt", "ember"})
+    for (int64_t stop : {6, 5}) {
+      CAPTURE(rng);
+      CAPTURE(stop);
+      TempDir a("resume_a"), b("resume_b");
+      TrainConfig full_cfg = tiny_run(a.str(), 12), half_cfg = tiny_run(b.str(), stop);
+      full_cfg.rng = half_cfg.rng = rng;
+      const TrainResult full = train(full_cfg);
+      train(half_cfg);  // stops (and checkpoints) at step `stop`
+      const TrainResult rest = resume(b.str(), 12, true);
+      REQUIRE(full.losses.size() == 12);
+      REQUIRE(static_cast<int64_t>(rest.losses.size()) == 12 - stop);
+      for (int64_t i = 0; i < 12 - stop; ++i) CHECK(rest.losses[i] == full.losses[stop + i]);  // exact equality
+      CHECK(rest.val_loss == full.val_loss);
+    }
 }
 
 TEST_CASE("train: rng nanogpt replays PyTorch running nanoGPT's loop on the same text and seed") {
