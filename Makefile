@@ -60,7 +60,7 @@ asan:
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 build/asan/tests $(TEST_ARGS)
 
 demo: all
-	$(BUILD)/gpt train
+	$(BUILD)/gpt train --overwrite
 
 bench: all $(BENCHES:%=$(BUILD)/bench/%)
 	@tools/install_deps.sh $(TORCH_PACKAGES)

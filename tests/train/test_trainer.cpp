@@ -87,8 +87,9 @@ TEST_CASE("default corpus: deterministic text with the promised size") {
 TEST_CASE("checkpoint: save then load gives identical logits and the same tokenizer") {
   TempDir dir("ckpt");
   const TrainResult r = train(tiny_run(dir.str(), 3));
-  CHECK(fs::exists(dir.str("model.safetensors")));
-  CHECK(fs::exists(dir.str("optimizer.safetensors")));
+  CHECK(r.checkpoint == dir.str("ckpt-000003"));
+  CHECK(fs::exists(dir.str("ckpt-000003/model.safetensors")));
+  CHECK(fs::exists(dir.str("ckpt-000003/optimizer.safetensors")));
   LoadedModel a = load_model(dir.str()), b = load_model(dir.str());
   const IntTensor ids({2, 5}, {1, 2, 3, 4, 5, 6, 7, 8, 9, 10});
   a.model->eval();
@@ -97,7 +98,7 @@ TEST_CASE("checkpoint: save then load gives identical logits and the same tokeni
   CHECK(a.tokenizer->encode("the fox") == b.tokenizer->encode("the fox"));
   CHECK(r.losses.size() == 3);
   // A config.json that is not JSON gives one clear error naming the file.
-  std::ofstream(dir.str("config.json")) << "{ not json";
+  std::ofstream(dir.str("ckpt-000003/config.json")) << "{ not json";
   CHECK_THROWS_WITH_AS(load_model(dir.str()), doctest::Contains("config.json' is not valid JSON"), Error);
 }
 
@@ -113,7 +114,7 @@ TEST_CASE("resume: losses after resuming equal an uninterrupted run's, to the la
       full_cfg.rng = half_cfg.rng = rng;
       const TrainResult full = train(full_cfg);
       train(half_cfg);  // stops (and checkpoints) at step `stop`
-      const TrainResult rest = resume(b.str(), 12, true);
+      const TrainResult rest = resume(b.str(), {.max_iters = 12, .quiet = true});
       REQUIRE(full.losses.size() == 12);
       REQUIRE(static_cast<int64_t>(rest.losses.size()) == 12 - stop);
       for (int64_t i = 0; i < 12 - stop; ++i) CHECK(rest.losses[i] == full.losses[stop + i]);  // exact equality
@@ -178,12 +179,12 @@ TEST_CASE("train: rng nanogpt replays PyTorch running nanoGPT's loop on the same
 TEST_CASE("resume: a torn checkpoint (files from different steps) is refused") {
   TempDir a("torn");
   train(tiny_run(a.str(), 3));
-  const std::string saved = a.str("trainer.json");
+  const std::string saved = a.str("ckpt-000003/trainer.json");
   std::ifstream in(saved);
   std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   text.replace(text.find("\"step\": 3"), 9, "\"step\": 4");
   std::ofstream(saved) << text;
-  CHECK_THROWS_WITH_AS(resume(a.str(), 6, true), doctest::Contains("is torn"), Error);
+  CHECK_THROWS_WITH_AS(resume(a.str(), {.max_iters = 6, .quiet = true}), doctest::Contains("is torn"), Error);
 }
 
 TEST_CASE("sample: seeded sampling is deterministic and top-k 1 is greedy") {
