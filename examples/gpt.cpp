@@ -2,7 +2,7 @@
 //   gpt train [--data FILE] [--out DIR] [hyperparameters...]   (no --data: the built-in corpus)
 //   gpt train --resume DIR [--max-iters N]
 //   gpt sample --ckpt DIR [--prompt TEXT] [--tokens N] [--temperature X] [--top-k K] [--seed S]
-//   gpt eval --ckpt DIR --data FILE [--dump-logits FILE]
+//   gpt eval --ckpt DIR [--data FILE] [--dump-logits FILE]
 // Exit codes: 0 done; 2 bad input or a failure (one line on stderr); 3 the
 // training diverged; 130 / 143 stopped by SIGINT / SIGTERM after saving.
 #include <fmt/format.h>
@@ -95,8 +95,12 @@ void print_sample(GPT& model, const Tokenizer& tok, const SampleArgs& a) {
   Generator gen(a.seed);
   const std::vector<int32_t> prompt = tok.encode(a.prompt);
   if (!emit(tok.decode(prompt))) return;
-  const std::vector<int32_t> all = generate(model, prompt, a.tokens, a.temperature, a.top_k, gen);
-  if (emit(tok.decode(std::span(all).subspan(prompt.size())))) emit("\n");
+  std::vector<int32_t> context = prompt;
+  for (int64_t i = 0; i < a.tokens; ++i) {  // one token a call, printed at once
+    context = generate(model, std::move(context), 1, a.temperature, a.top_k, gen);
+    if (!emit(tok.decode(std::span(context).last(1)))) return;
+  }
+  emit("\n");
 }
 
 void report_positions(GPT& model, const std::string& data, const Tokenizer& tok, uint64_t seed) {
@@ -163,11 +167,22 @@ int run_train(TrainArgs& a, const CLI::App& cmd) {
   return 0;
 }
 
+// The text a run trained on: --data, or the built-in corpus when it had none.
+std::string training_text(const std::string& ckpt) {
+  std::string data;
+  try {
+    data = saved_run_settings(ckpt).data;
+  } catch (const Error& e) {
+    fail("eval: give --data: the checkpoint's training settings cannot tell what it trained on ({})", e.what());
+  }
+  return data.empty() ? default_corpus() : read_text_file(data);
+}
+
 int run_eval(const std::string& ckpt, const std::string& data, const std::string& dump_path) {
   phase = "loading the checkpoint";
   LoadedModel m = load_model(ckpt);
   phase = "evaluating";
-  const std::vector<int32_t> tokens = m.tokenizer->encode(read_text_file(data));
+  const std::vector<int32_t> tokens = m.tokenizer->encode(data.empty() ? training_text(ckpt) : read_text_file(data));
   const std::vector<int32_t> val = split_tokens(tokens).val;
   fmt::print("val_loss {:.6f}\n", sequential_loss(*m.model, val));
   if (!dump_path.empty()) dump_logits(*m.model, val, dump_path);
@@ -215,7 +230,7 @@ int main(int argc, char** argv) {
   std::string eval_ckpt, eval_data, dump_path;
   CLI::App* eval_cmd = app.add_subcommand("eval", "mean loss over every block of a file's val split");
   eval_cmd->add_option("--ckpt", eval_ckpt, "run or checkpoint directory")->required();
-  eval_cmd->add_option("--data", eval_data, "text file (its last 10% is the val split)")->required();
+  eval_cmd->add_option("--data", eval_data, "text file (its last 10% is the val split) [default: the run's own]");
   eval_cmd->add_option("--dump-logits", dump_path, "also write the first val batch's idx and logits (safetensors)");
   for (CLI::App* cmd : {train_cmd, sample_cmd, eval_cmd})
     cmd->add_option("--threads", threads, "threads (default: all cores, or EMBER_NUM_THREADS)");
@@ -240,7 +255,10 @@ int main(int argc, char** argv) {
       phase = "sampling";
       print_sample(*m.model, *m.tokenizer, sample);
     }
-    if (*eval_cmd) status = run_eval(eval_ckpt, eval_data, dump_path);
+    if (*eval_cmd) {
+      EMBER_CHECK(eval_cmd->count("--data") == 0 || !eval_data.empty(), "eval: --data was given an empty file name");
+      status = run_eval(eval_ckpt, eval_data, dump_path);
+    }
   } catch (...) {
     status = report_failure();
   }
