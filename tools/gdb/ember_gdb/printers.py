@@ -67,17 +67,19 @@ class TensorPrinter:
         return message if view is None else view.summary(_values_param.value)
 
     def children(self):
+        """For editors' variables panes (set ember children on): the fields, the
+        gradient and the node that made the tensor, each unfoldable in turn."""
         if not _children_param.value:
             return []
         view, _ = tensor_or_message(self.val)
         if view is None or not view.defined():
             return []
-        out = []
+        impl = view.impl.dereference()
+        out = [(field, impl[field]) for field in ("shape", "strides", "offset", "name", "requires_grad")]
         if view.grad_view().defined():
             out.append(("grad", view.grad))
         if view.node is not None:
             out.append(("grad_fn", view.node))
-        out.append(("impl", view.impl.dereference()))
         return out
 
 
