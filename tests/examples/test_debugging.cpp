@@ -163,8 +163,9 @@ TEST_CASE("debugging guide: each gdb session in docs/debugging.md prints what th
   bool required = false;
   const std::string debug_dir = debug_programs(required);
   if (!have_program("gdb") || (debug_dir.empty() && !required)) {
-    MESSAGE("skipped: " << (debug_dir.empty() ? "no debug programs (make debug-programs)" : "gdb is not installed")
-                        << "; make test builds and installs what this test needs");
+    const std::string missing =
+        debug_dir.empty() ? "no debug programs beside the test binary (make debug-programs)" : "gdb is not installed";
+    MESSAGE("skipped: " << missing << "; make test builds and installs what this test needs");
     return;
   }
   REQUIRE_MESSAGE(!debug_dir.empty(), "EMBER_DEBUG_PROGRAMS names a directory without the debug programs");
