@@ -36,12 +36,13 @@ fs::path repo_root() {
 // builds them), else debug/ beside the test binary, else the binary's own
 // directory when it is a debug build itself. "" when they are not there.
 std::string debug_programs(bool& required) {
+  const auto has_programs = [](const fs::path& d) { return fs::exists(d / "embeddings") && fs::exists(d / "gpt"); };
   const char* env = std::getenv("EMBER_DEBUG_PROGRAMS");
   required = env != nullptr;
+  if (env) return has_programs(env) ? fs::absolute(env).string() : "";
   const fs::path exe_dir = fs::read_symlink("/proc/self/exe").parent_path();
-  for (const fs::path& d : {env ? fs::absolute(env) : exe_dir / "debug", exe_dir})
-    if (fs::exists(d / "embeddings") && fs::exists(d / "gpt") && (env || d != exe_dir || d.filename() == "debug"))
-      return d.string();
+  if (has_programs(exe_dir / "debug")) return (exe_dir / "debug").string();
+  if (exe_dir.filename() == "debug" && has_programs(exe_dir)) return exe_dir.string();
   return "";
 }
 
