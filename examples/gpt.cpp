@@ -1,6 +1,6 @@
 // build/gpt: train a toy GPT on a text file, sample from it, evaluate it.
 //   gpt train [--data FILE] [--out DIR] [hyperparameters...]   (no --data: the built-in corpus)
-//   gpt sample --ckpt DIR [--prompt TEXT] [--tokens N] [--temperature X] [--top-k K] [--seed S]
+//   gpt sample --ckpt DIR [--prompt TEXT] [--tokens N] [--temperature X] [--top-k K] [--seed S] [--no-kv-cache]
 //   gpt eval --ckpt DIR --data FILE [--dump-logits FILE]
 // Errors print one line on stderr and exit with code 2.
 #include <fmt/format.h>
@@ -26,6 +26,8 @@ struct SampleArgs {
   int64_t tokens = 300, top_k = 0;
   double temperature = 0.8;
   uint64_t seed = 1337;
+  bool kv_cache = true;
+  int64_t window_shift = 1;
 };
 
 void add_train_options(CLI::App& cmd, TrainConfig& c, std::string& pos, std::string& resume) {
@@ -67,7 +69,12 @@ void add_train_options(CLI::App& cmd, TrainConfig& c, std::string& pos, std::str
 void print_sample(GPT& model, const Tokenizer& tok, const SampleArgs& a) {
   Generator gen(a.seed);
   std::vector<int32_t> prompt = tok.encode(a.prompt);
-  const std::vector<int32_t> out = generate(model, prompt, a.tokens, a.temperature, a.top_k, gen);
+  GenerateOptions o;
+  o.temperature = a.temperature;
+  o.top_k = a.top_k;
+  o.kv_cache = a.kv_cache;
+  o.window_shift = a.window_shift;
+  const std::vector<int32_t> out = generate(model, prompt, a.tokens, o, gen);
   fmt::print("{}\n", tok.decode(out));
 }
 
@@ -125,6 +132,12 @@ int main(int argc, char** argv) {
   sample_cmd->add_option("--top-k", sample.top_k, "sample among the k likeliest tokens (0: all)")
       ->capture_default_str();
   sample_cmd->add_option("--seed", sample.seed, "random seed")->capture_default_str();
+  sample_cmd->add_flag("!--no-kv-cache", sample.kv_cache, "recompute the whole window for every token (same tokens)");
+  sample_cmd
+      ->add_option("--window-shift", sample.window_shift,
+                   "past the context, rebuild the cache every N tokens (1: nanoGPT's crop, exact; larger is "
+                   "faster but sees fewer tokens)")
+      ->capture_default_str();
   std::string eval_ckpt, dump_path;
   CLI::App* eval_cmd = app.add_subcommand("eval", "mean loss over every block of a file's val split");
   eval_cmd->add_option("--ckpt", eval_ckpt, "checkpoint directory")->required();
