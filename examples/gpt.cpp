@@ -66,6 +66,13 @@ void add_train_options(CLI::App& cmd, TrainConfig& c, std::string& pos, std::str
   cmd.add_option("--resume", resume, "continue the run saved in this directory");
 }
 
+// Prints each token as it is drawn. Both tokenizers decode id by id to the
+// same bytes as all at once, so the text is the same as printing at the end.
+void print_token(void* tokenizer, int32_t id) {
+  fmt::print("{}", static_cast<const Tokenizer*>(tokenizer)->decode(std::span<const int32_t>(&id, 1)));
+  std::fflush(stdout);
+}
+
 void print_sample(GPT& model, const Tokenizer& tok, const SampleArgs& a) {
   Generator gen(a.seed);
   std::vector<int32_t> prompt = tok.encode(a.prompt);
@@ -74,8 +81,11 @@ void print_sample(GPT& model, const Tokenizer& tok, const SampleArgs& a) {
   o.top_k = a.top_k;
   o.kv_cache = a.kv_cache;
   o.window_shift = a.window_shift;
-  const std::vector<int32_t> out = generate(model, prompt, a.tokens, o, gen);
-  fmt::print("{}\n", tok.decode(out));
+  o.on_token = print_token;
+  o.on_token_ctx = const_cast<Tokenizer*>(&tok);
+  fmt::print("{}", tok.decode(prompt));
+  generate(model, prompt, a.tokens, o, gen);
+  fmt::print("\n");
 }
 
 void report_positions(GPT& model, const std::string& data, const Tokenizer& tok, uint64_t seed) {

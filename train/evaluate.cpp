@@ -148,7 +148,8 @@ std::vector<int32_t> generate(GPT& model, std::vector<int32_t> tokens, int64_t n
   EMBER_CHECK(n >= 0, "sample: the number of tokens must be >= 0, got {}", n);
   EMBER_CHECK(!tokens.empty(), "sample: the prompt is empty (give at least one token)");
   EMBER_CHECK(o.window_shift >= 1 && o.window_shift <= model.config().block_size,
-              "sample: window_shift must be in [1, block_size {}], got {}", model.config().block_size, o.window_shift);
+              "sample: the window shift must be in [1, block_size {}], got {}", model.config().block_size,
+              o.window_shift);
   NoGradGuard no_grad;
   EvalMode eval_mode(model);
   if (n == 0) return tokens;

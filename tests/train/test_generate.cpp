@@ -95,8 +95,8 @@ TEST_CASE("generate: window_shift s rebuilds from the last block_size - s + 1 to
     }
   }
   const auto m = spread_gpt(PosKind::Learned, 7);
-  CHECK_THROWS_WITH_AS(run(*m, true, 1.0, 1, 9), "sample: window_shift must be in [1, block_size 8], got 9", Error);
-  CHECK_THROWS_WITH_AS(run(*m, true, 1.0, 1, 0), "sample: window_shift must be in [1, block_size 8], got 0", Error);
+  CHECK_THROWS_WITH_AS(run(*m, true, 1.0, 1, 9), "sample: the window shift must be in [1, block_size 8], got 9", Error);
+  CHECK_THROWS_WITH_AS(run(*m, true, 1.0, 1, 0), "sample: the window shift must be in [1, block_size 8], got 0", Error);
 }
 
 TEST_CASE("generate: the callback sees each new token in order, on both paths") {
