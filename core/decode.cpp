@@ -33,54 +33,36 @@ inline float hsum(__m256 v) {
   return _mm_cvtss_f32(_mm_add_ss(t, _mm_movehdup_ps(t)));
 }
 
-// Four rows' dot products with x at once: x is loaded once for the four, and
-// eight accumulators (two per row) keep both FMA ports busy.
-void dot4(const float* w, int64_t in, const float* x, float* y) {
-  const float *w0 = w, *w1 = w + in, *w2 = w + 2 * in, *w3 = w + 3 * in;
-  __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+// One row's dot product with x: four accumulators of 8 lanes, 32 floats a
+// trip. Row by row (one sequential stream of weights) measured faster on the
+// development machine than four rows at once sharing each load of x
+// (3.6-4.7 ms against 5.2-6.8 ms for config M's 24 matrices per token): the
+// product is bound by memory, and the hardware prefetcher follows one
+// stream better than four.
+float dot_row(const float* w, const float* x, int64_t in) {
+  __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
   int64_t k = 0;
-  for (; k + 16 <= in; k += 16) {
-    const __m256 x0 = _mm256_loadu_ps(x + k), x1 = _mm256_loadu_ps(x + k + 8);
-    a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + k), x0, a0);
-    a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + k), x0, a1);
-    a2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + k), x0, a2);
-    a3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + k), x0, a3);
-    b0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + k + 8), x1, b0);
-    b1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + k + 8), x1, b1);
-    b2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + k + 8), x1, b2);
-    b3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + k + 8), x1, b3);
+  for (; k + 32 <= in; k += 32) {
+    a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + k), _mm256_loadu_ps(x + k), a0);
+    a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w + k + 8), _mm256_loadu_ps(x + k + 8), a1);
+    a2 = _mm256_fmadd_ps(_mm256_loadu_ps(w + k + 16), _mm256_loadu_ps(x + k + 16), a2);
+    a3 = _mm256_fmadd_ps(_mm256_loadu_ps(w + k + 24), _mm256_loadu_ps(x + k + 24), a3);
   }
-  float s[4] = {hsum(_mm256_add_ps(a0, b0)), hsum(_mm256_add_ps(a1, b1)), hsum(_mm256_add_ps(a2, b2)),
-                hsum(_mm256_add_ps(a3, b3))};
-  for (; k < in; ++k) {
-    s[0] += w0[k] * x[k];
-    s[1] += w1[k] * x[k];
-    s[2] += w2[k] * x[k];
-    s[3] += w3[k] * x[k];
-  }
-  for (int r = 0; r < 4; ++r) y[r] = s[r];
+  for (; k + 8 <= in; k += 8) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + k), _mm256_loadu_ps(x + k), a0);
+  float s = hsum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+  for (; k < in; ++k) s += w[k] * x[k];
+  return s;
 }
+#else
+float dot_row(const float* w, const float* x, int64_t in) { return detail::row_dot(w, x, in); }
 #endif
-
-// Rows [r0, r1): whole groups of four through dot4, a last partial group
-// row by row. Threads get whole groups, so how a row is summed never depends
-// on the thread count.
-void linear_rows(const float* x, const float* w, const float* b, float* y, int64_t in, int64_t r0, int64_t r1) {
-  int64_t r = r0;
-#if EMBER_DECODE_AVX2
-  for (; r + 4 <= r1; r += 4) dot4(w + r * in, in, x, y + r);
-#endif
-  for (; r < r1; ++r) y[r] = detail::row_dot(w + r * in, x, in);
-  if (b != nullptr)
-    for (r = r0; r < r1; ++r) y[r] += b[r];
-}
 
 }  // namespace
 
 void linear_row(const float* x, const float* weight, const float* bias, float* y, int64_t in, int64_t out) {
-  const int64_t groups = (out + 3) / 4, grain = std::max<int64_t>(1, kTaskWork / (4 * std::max<int64_t>(in, 1)));
-  parallel_for(groups, grain,
-               [&](int64_t g0, int64_t g1) { linear_rows(x, weight, bias, y, in, 4 * g0, std::min(out, 4 * g1)); });
+  parallel_for(out, std::max<int64_t>(1, kTaskWork / std::max<int64_t>(in, 1)), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) y[r] = dot_row(weight + r * in, x, in) + (bias != nullptr ? bias[r] : 0.0f);
+  });
 }
 
 void layer_norm_row(const float* x, const float* w, const float* b, float* y, int64_t C, float eps) {
