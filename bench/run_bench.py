@@ -187,7 +187,7 @@ def render_sample(args, runs):
         first = f"{n_in} at {n_in / s_in:.1f}" if s_in > 0 else "-"
         lines.append(f"| {label} | {threads} | {s:.2f} | {n / s:.1f} | {ratio} | {first} | {later} |")
     lines += ["", f"Medians over {args.sample_rounds} round(s). Ratios are against PyTorch on 1 thread for "
-              "1-thread rows, on 2 for the rest. In context: tokens drawn before the window slides "
+              "1-thread rows, with OpenBLAS on 2 (its fastest setting) for the rest. In context: tokens drawn before the window slides "
               "(each from the whole text so far); later tokens see the last 256 (nanoGPT's crop), which "
               "costs ember a forward over the window per token, as it does PyTorch."]
     return "\n".join(lines) + "\n"

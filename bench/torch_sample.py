@@ -9,10 +9,11 @@ import argparse
 import os
 import sys
 
-# OpenBLAS reads its thread count when torch loads it, so fix it from argv first.
+# --threads N gives OpenBLAS N threads and torch's intra-op pool one, torch_bench.py's
+# setting (an intra-op pool of 2 on the 2-core machine made sampling 5x slower).
+# OpenBLAS reads its thread count when torch loads it, so take it from argv first.
 _threads = sys.argv[sys.argv.index("--threads") + 1] if "--threads" in sys.argv[:-1] else "1"
 os.environ["OPENBLAS_NUM_THREADS"] = _threads
-os.environ["OMP_NUM_THREADS"] = _threads
 
 import json                                                         # noqa: E402
 import resource                                                     # noqa: E402
@@ -80,12 +81,12 @@ def main():
     ap.add_argument("--tokens", type=int, default=500)
     ap.add_argument("--temperature", type=float, default=0.8)
     ap.add_argument("--top-k", type=int, default=200)
-    ap.add_argument("--threads", type=int, default=1, help="torch intra-op and OpenBLAS threads (default 1)")
+    ap.add_argument("--threads", type=int, default=1, help="OpenBLAS threads; torch's own pool stays at 1 (default 1)")
     ap.add_argument("--seed", type=int, default=1337)
     args = ap.parse_args()
     if args.tokens < 1 or args.threads < 1 or args.temperature <= 0:
         ap.error("--tokens and --threads must be >= 1, --temperature > 0")
-    torch.set_num_threads(args.threads)
+    torch.set_num_threads(1)
     model = load(args.ckpt)
     with open(os.path.join(args.ckpt, "tokenizer.json")) as f:
         chars = json.load(f).get("chars")
