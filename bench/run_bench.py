@@ -171,25 +171,35 @@ def run_sample(args):
     return runs
 
 
+def sample_rates(m):
+    """tokens/s overall, over the tokens drawn in context, and over the later ones (None where none)."""
+    n, s, n_in, s_in = m["tokens"], m["seconds"], m["in_context_tokens"], m["in_context_seconds"]
+    return (n / s, n_in / s_in if n_in and s_in > 0 else None,
+            (n - n_in) / (s - s_in) if n > n_in and s > s_in else None)
+
+
 def render_sample(args, runs):
     med = {k: v[0] | {f: statistics.median(r[f] for r in v) for f in ("seconds", "in_context_seconds")}
            for k, v in runs.items()}
-    torch_by_threads = {t: m for (label, t), m in med.items() if label == "PyTorch"}
+    torch_rates = {t: sample_rates(m) for (label, t), m in med.items() if label == "PyTorch"}
+    n_in = next(iter(med.values()))["in_context_tokens"] if med else 0
     lines = ["", f"### Sampling: config M checkpoint, {args.sample_tokens} tokens from \"\\n\" "
              "(temperature 0.8, top-k 200; context 256)", "",
-             "| impl | threads | s | tokens/s | vs PyTorch | first tokens/s (in context) | later tokens/s |",
-             "|---|--:|--:|--:|--:|--:|--:|"]
+             "| impl | threads | s | tokens/s | vs PyTorch | in context: tokens/s | vs PyTorch "
+             "| past the context: tokens/s | vs PyTorch |",
+             "|---|--:|--:|--:|--:|--:|--:|--:|--:|"]
     for (label, threads), m in med.items():
-        n, s, n_in, s_in = m["tokens"], m["seconds"], m["in_context_tokens"], m["in_context_seconds"]
-        ref = torch_by_threads.get(1 if threads == 1 else 2)
-        ratio = f"**{ref['seconds'] / s:.1f}x**" if ref and label != "PyTorch" else ""
-        later = f"{(n - n_in) / (s - s_in):.1f}" if n > n_in and s > s_in else "-"
-        first = f"{n_in} at {n_in / s_in:.1f}" if s_in > 0 else "-"
-        lines.append(f"| {label} | {threads} | {s:.2f} | {n / s:.1f} | {ratio} | {first} | {later} |")
+        rates, ref = sample_rates(m), torch_rates.get(1 if threads == 1 else 2)
+        cells = [label, str(threads), f"{m['seconds']:.2f}"]
+        for i, r in enumerate(rates):
+            cells.append("-" if r is None else f"{r:.1f}")
+            cells.append(f"**{r / ref[i]:.1f}x**" if label != "PyTorch" and r and ref and ref[i] else "")
+        lines.append("| " + " | ".join(cells) + " |")
     lines += ["", f"Medians over {args.sample_rounds} round(s). Ratios are against PyTorch on 1 thread for "
-              "1-thread rows, with OpenBLAS on 2 (its fastest setting) for the rest. In context: tokens drawn before the window slides "
-              "(each from the whole text so far); later tokens see the last 256 (nanoGPT's crop), which "
-              "costs ember a forward over the window per token, as it does PyTorch."]
+              "1-thread rows, with OpenBLAS on 2 (its fastest setting) for the rest. In context: the first "
+              f"{n_in} tokens, drawn before the window slides (each from the whole text so far); past the "
+              "context each token sees the last block_size (nanoGPT's crop), which costs ember a forward "
+              "over the window per token, as it does PyTorch."]
     return "\n".join(lines) + "\n"
 
 
