@@ -12,7 +12,8 @@ namespace ember {
 // y[out] = W x + b for one row x[in]; W is [out, in] row-major (a Linear's
 // weight), b may be null. A matrix-vector product reads each weight once, so
 // it is bound by memory, not flops: it reads W's rows in place (sgemm would
-// pack op(B) = W^T first, copying the whole matrix for one row of output).
+// pack op(B) = W^T first, copying the whole matrix for one row of output;
+// the linear op on x [1, 384], W [1152, 384] took 2.4-3.4x as long).
 // Threads split the output rows; each row's sum has a fixed order, so the
 // result does not depend on the thread count.
 void linear_row(const float* x, const float* weight, const float* bias, float* y, int64_t in, int64_t out);
