@@ -61,9 +61,10 @@ struct Clock {
   std::chrono::steady_clock::time_point start, in_context_done;
   int64_t seen = 0, in_context = 0;
 };
-void on_token(void* ctx, int32_t) {
+bool on_token(void* ctx, int32_t) {
   auto* c = static_cast<Clock*>(ctx);
   if (++c->seen == c->in_context) c->in_context_done = std::chrono::steady_clock::now();
+  return true;
 }
 
 double seconds(std::chrono::steady_clock::time_point a, std::chrono::steady_clock::time_point b) {

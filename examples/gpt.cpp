@@ -68,9 +68,10 @@ void add_train_options(CLI::App& cmd, TrainConfig& c, std::string& pos, std::str
 
 // Prints each token as it is drawn. Both tokenizers decode id by id to the
 // same bytes as all at once, so the text is the same as printing at the end.
-void print_token(void* tokenizer, int32_t id) {
+bool print_token(void* tokenizer, int32_t id) {
   fmt::print("{}", static_cast<const Tokenizer*>(tokenizer)->decode(std::span<const int32_t>(&id, 1)));
   std::fflush(stdout);
+  return true;
 }
 
 void print_sample(GPT& model, const Tokenizer& tok, const SampleArgs& a) {

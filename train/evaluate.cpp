@@ -117,7 +117,7 @@ void generate_recompute(GPT& model, std::vector<int32_t>& tokens, int64_t n, con
     const IntTensor ctx({1, T}, std::vector<int64_t>(tokens.end() - T, tokens.end()));
     const Tensor logits = model.forward(ctx);  // [1,T,V]
     tokens.push_back(sample_token(logits.data() + (T - 1) * V, V, o.temperature, o.top_k, gen));
-    if (o.on_token) o.on_token(o.on_token_ctx, tokens.back());
+    if (o.on_token && !o.on_token(o.on_token_ctx, tokens.back())) return;
   }
 }
 
@@ -135,7 +135,7 @@ void generate_cached(const GPT& model, std::vector<int32_t>& tokens, int64_t n, 
     if (i > 0)  // feed the token sampled last time
       logits = cache.length() < T_max ? cache.step(tokens.back()) : cache.prefill(last(T_max - o.window_shift + 1));
     tokens.push_back(sample_token(logits.data(), V, o.temperature, o.top_k, gen));
-    if (o.on_token) o.on_token(o.on_token_ctx, tokens.back());
+    if (o.on_token && !o.on_token(o.on_token_ctx, tokens.back())) return;
   }
 }
 

@@ -28,8 +28,10 @@ PositionAblation position_ablation(GPT& model, const std::vector<int32_t>& val, 
                                    int64_t max_blocks = 512);
 
 // Called with each token as generate() samples it, so a caller can print
-// tokens as they come: a plain function and a context pointer.
-using TokenCallback = void (*)(void* ctx, int32_t token);
+// tokens as they come: a plain function and a context pointer. Returning
+// false stops generation there (say, the reader closed the pipe); generate
+// then returns the tokens so far.
+using TokenCallback = bool (*)(void* ctx, int32_t token);
 
 struct GenerateOptions {
   double temperature = 1.0;  // > 0

@@ -47,8 +47,13 @@ std::vector<int32_t> run(GPT& m, bool kv_cache, double temperature, int64_t top_
 
 struct Collected {
   std::vector<int32_t> tokens;
+  size_t stop_after = 1000;
 };
-void collect(void* ctx, int32_t token) { static_cast<Collected*>(ctx)->tokens.push_back(token); }
+bool collect(void* ctx, int32_t token) {
+  auto* c = static_cast<Collected*>(ctx);
+  c->tokens.push_back(token);
+  return c->tokens.size() < c->stop_after;
+}
 
 }  // namespace
 
@@ -99,7 +104,7 @@ TEST_CASE("generate: window_shift s rebuilds from the last block_size - s + 1 to
   CHECK_THROWS_WITH_AS(run(*m, true, 1.0, 1, 0), "sample: the window shift must be in [1, block_size 8], got 0", Error);
 }
 
-TEST_CASE("generate: the callback sees each new token in order, on both paths") {
+TEST_CASE("generate: the callback sees each new token in order and can stop generation, on both paths") {
   const auto m = spread_gpt(PosKind::Rope, 13);
   for (bool kv : {true, false}) {
     Collected c;
@@ -109,7 +114,14 @@ TEST_CASE("generate: the callback sees each new token in order, on both paths") 
     o.on_token_ctx = &c;
     Generator gen(5);
     const std::vector<int32_t> out = generate(*m, {2}, 12, o, gen);
+    CHECK(out.size() == 13);
     CHECK(c.tokens == std::vector<int32_t>(out.begin() + 1, out.end()));
+    // Returning false stops generation: the prompt and the tokens so far.
+    Collected early;
+    early.stop_after = 5;
+    o.on_token_ctx = &early;
+    Generator gen2(5);
+    CHECK(generate(*m, {2}, 12, o, gen2) == std::vector<int32_t>(out.begin(), out.begin() + 6));
   }
   CHECK(m->is_training());  // generate restores the mode it found
 }
