@@ -297,10 +297,8 @@ LoadedModel load_model(const std::string& dir) {
   return out;
 }
 
-TrainerState load_training_state(const std::string& dir, Adam& optimizer) {
-  const fs::path path(resolve_checkpoint(dir));
-  const std::string file = (path / "trainer.json").string();
-  const nlohmann::json j = read_json_file(file);
+TrainerState trainer_state_from_json(const nlohmann::json& j, const std::string& file) {
+  EMBER_CHECK(j.is_object(), "checkpoint: '{}' must hold a JSON object", file);
   TrainerState s;
   s.step = json_field<int64_t>(j, "step", file);
   EMBER_CHECK(s.step >= 0, "checkpoint: '{}' field 'step' must be >= 0, got {}", file, s.step);
@@ -309,6 +307,13 @@ TrainerState load_training_state(const std::string& dir, Adam& optimizer) {
   EMBER_CHECK(j.contains("settings"), "checkpoint: '{}' has no field 'settings' (not a training checkpoint)", file);
   s.settings = j.at("settings");
   if (j.contains("torch_stream")) s.torch_stream = j.at("torch_stream");
+  return s;
+}
+
+TrainerState load_training_state(const std::string& dir, Adam& optimizer) {
+  const fs::path path(resolve_checkpoint(dir));
+  const std::string file = (path / "trainer.json").string();
+  const TrainerState s = trainer_state_from_json(read_json_file(file), file);
   const std::string weights_file = (path / "model.safetensors").string();
   const std::string moments_file = (path / "optimizer.safetensors").string();
   const SafetensorsFile weights = load_safetensors(weights_file);

@@ -97,6 +97,9 @@ struct LoadedModel {
 // The model and tokenizer only: enough for `gpt eval` and `gpt sample`, and
 // what a PyTorch-written checkpoint provides. Refuses non-finite weights.
 LoadedModel load_model(const std::string& dir);
+// trainer.json's contents, checked field by field (settings are checked by
+// TrainConfig::from_json when a run resumes).
+TrainerState trainer_state_from_json(const nlohmann::json& j, const std::string& file);
 // The optimizer and trainer state, for --resume; checks they match the model's step.
 TrainerState load_training_state(const std::string& dir, Adam& optimizer);
 
