@@ -42,7 +42,7 @@ struct SampleArgs {
 
 struct TrainArgs {
   TrainConfig cfg;
-  std::string pos = "learned";
+  std::string pos = pos_kind_name(cfg.model.pos), rng = rng_kind_name(cfg.rng);  // the enums, as typed
   std::string resume;
 };
 
@@ -56,6 +56,8 @@ void add_train_options(CLI::App& cmd, TrainArgs& a) {
       cmd.add_flag(names, value, fmt::format("{} [default: {}]", help, value ? "on" : "off"));
     } else if constexpr (std::is_same_v<T, PosKind>) {
       cmd.add_option(flag, a.pos, help)->capture_default_str();
+    } else if constexpr (std::is_same_v<T, RngKind>) {
+      cmd.add_option(flag, a.rng, help)->capture_default_str();
     } else {
       CLI::Option* o = cmd.add_option(flag, value, help);
       if (std::string_view(flag) != "--data") o->capture_default_str();
@@ -132,6 +134,7 @@ int run_train(TrainArgs& a, const CLI::App& cmd) {
   if (resuming) {
     EMBER_CHECK(!a.resume.empty(), "train: --resume needs the run directory (it was given an empty string)");
     a.cfg.model.pos = parse_pos_kind(a.pos);
+    a.cfg.rng = parse_rng_kind(a.rng);
     phase = "reading the checkpoint";
     const std::vector<std::string> overridable(std::begin(kResumeOverridable), std::end(kResumeOverridable));
     check_resume_flags(a.cfg, given, saved_run_settings(a.resume), overridable);
@@ -147,6 +150,7 @@ int run_train(TrainArgs& a, const CLI::App& cmd) {
     EMBER_CHECK(cmd.count("--data") == 0 || !a.cfg.data.empty(),
                 "train: --data was given an empty file name (leave the flag out to use the built-in corpus)");
     a.cfg.model.pos = parse_pos_kind(a.pos);
+    a.cfg.rng = parse_rng_kind(a.rng);
     a.cfg.live_progress = isatty(STDOUT_FILENO);
     phase = "training";
     r = train(a.cfg);

@@ -16,6 +16,7 @@
 
 #include "core/error.h"
 #include "train/checkpoint.h"
+#include "train/random_stream.h"
 #include "train/safetensors.h"
 #include "train/tokenizer.h"
 #include "train/train_config.h"
@@ -68,7 +69,11 @@ inline int config_json(const uint8_t* data, size_t size) {
 inline int trainer_json(const uint8_t* data, size_t size) {
   try {
     const TrainerState s = trainer_state_from_json(parse_or_null(data, size), "trainer.json");
-    TrainConfig::from_json(s.settings, "trainer.json");
+    const TrainConfig c = TrainConfig::from_json(s.settings, "trainer.json");
+    static const TokenSplit tokens{std::vector<int32_t>(5000, 1), std::vector<int32_t>(600, 2)};
+    if (c.model.block_size < 500)
+      make_random_stream({c.rng, c.seed, c.batch_size, c.model.block_size, c.eval_iters}, tokens)
+          ->set_state(s.stream, "trainer.json");
   } catch (const Error&) {
   }
   return 0;

@@ -45,7 +45,11 @@ struct Trained {
     }
   }
   TrainerState state(int64_t step) const {
-    return {step, Generator(1).state(), Generator(2).state(), nlohmann::json::object(), nullptr};
+    TrainerState s;
+    s.step = step;
+    s.dropout_rng = Generator(2).state();
+    s.settings = s.stream = nlohmann::json::object();
+    return s;
   }
 };
 

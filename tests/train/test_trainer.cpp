@@ -111,7 +111,7 @@ TEST_CASE("resume: losses after resuming equal an uninterrupted run's, to the la
       CAPTURE(stop);
       TempDir a("resume_a"), b("resume_b");
       TrainConfig full_cfg = tiny_run(a.str(), 12), half_cfg = tiny_run(b.str(), stop);
-      full_cfg.rng = half_cfg.rng = rng;
+      full_cfg.rng = half_cfg.rng = parse_rng_kind(rng);
       const TrainResult full = train(full_cfg);
       train(half_cfg);  // stops (and checkpoints) at step `stop`
       const TrainResult rest = resume(b.str(), {.max_iters = 12, .quiet = true});
@@ -151,7 +151,7 @@ TEST_CASE("train: rng nanogpt replays PyTorch running nanoGPT's loop on the same
   c.warmup_iters = 2;
   c.lr_decay_iters = 6;
   c.seed = 1337;
-  c.rng = "nanogpt";
+  c.rng = RngKind::Nanogpt;
   c.quiet = true;
   const TrainResult r = train(c);
   const SafetensorsFile want = load_safetensors("tests/reference/data/trainer_nanogpt.safetensors");

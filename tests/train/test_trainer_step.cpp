@@ -13,7 +13,7 @@
 
 #include "train/checkpoint.h"
 #include "train/data.h"
-#include "train/torch_rng.h"
+#include "train/random_stream.h"
 #include "train/trainer.h"
 
 using namespace ember;
