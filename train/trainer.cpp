@@ -133,12 +133,23 @@ Estimate estimate_losses(Run& run, bool scheduled) {
   return e;
 }
 
+// Stops the run at `step`, naming the first parameter whose gradient (or,
+// when every gradient is finite, whose value) is not finite.
+[[noreturn]] void diverged(const Run& run, int64_t step, const std::string& what) {
+  std::vector<NamedTensor> grads;
+  for (const auto& [name, p] : run.params) grads.emplace_back(name, p.grad());
+  std::string culprit = first_non_finite(grads);
+  if (!culprit.empty())
+    culprit = fmt::format("; first non-finite gradient: '{}'", culprit);
+  else if (const std::string w = first_non_finite(run.params); !w.empty())
+    culprit = fmt::format("; first non-finite weight: '{}'", w);
+  throw Diverged(fmt::format("train: step {}: {}{}; stopping (lower --lr or use --grad-clip). {}", step, what, culprit,
+                             run.checkpoint.empty() ? std::string("No checkpoint was saved.")
+                                                    : "The last checkpoint, " + run.checkpoint + ", is untouched."));
+}
+
 void checkpoint(Run& run) {
-  const std::string bad = first_non_finite(run.params);
-  if (!bad.empty())
-    throw Diverged(fmt::format("train: step {}: weight '{}' is no longer finite; not saving it (the last checkpoint{} "
-                               "is untouched)",
-                               run.step, bad, run.checkpoint.empty() ? "" : " " + run.checkpoint));
+  if (!first_non_finite(run.params).empty()) diverged(run, run.step, "a weight is no longer finite, so it is not saved");
   TrainerState s;
   s.step = run.step;
   s.dropout_rng = run.model->dropout_generator().state();
@@ -147,17 +158,6 @@ void checkpoint(Run& run) {
   run.checkpoint = save_checkpoint(run.cfg.out, *run.model, *run.tokenizer, *run.optimizer, s,
                                    run.cfg.keep_checkpoints);
   run.saved_step = run.step;
-}
-
-// Stops the run with the step and the first parameter whose gradient is not finite.
-[[noreturn]] void diverged(const Run& run, const std::string& what) {
-  std::vector<NamedTensor> grads;
-  for (const auto& [name, p] : run.params) grads.emplace_back(name, p.grad());
-  const std::string bad = first_non_finite(grads);
-  throw Diverged(fmt::format("train: step {}: {}{}; stopping (lower --lr or use --grad-clip). {}", run.step + 1, what,
-                             bad.empty() ? "" : fmt::format("; first non-finite gradient: '{}'", bad),
-                             run.checkpoint.empty() ? std::string("No checkpoint was saved.")
-                                                    : "The last checkpoint, " + run.checkpoint + ", is untouched."));
 }
 
 void print_progress(const Run& run, float loss, double lr, double tokens_per_s, double eta_s) {
@@ -177,10 +177,10 @@ float train_step(Run& run) {
   run.optimizer->set_lr(cosine_lr(run.step, c.lr, c.min_lr, c.warmup_iters, c.lr_decay_iters));
   const Batch batch = run.stream->next_batch();
   const float loss = run.parallel->forward_backward(batch);
-  if (!std::isfinite(loss)) diverged(run, fmt::format("the loss is {}", loss));
   const float norm = c.grad_clip > 0.0 ? clip_grad_norm(run.param_tensors, static_cast<float>(c.grad_clip))
                                        : grad_norm(run.param_tensors);
-  if (!std::isfinite(norm)) diverged(run, fmt::format("the gradient norm is {}", norm));
+  if (!std::isfinite(loss) || !std::isfinite(norm))
+    diverged(run, run.step + 1, fmt::format("the loss is {} and the gradient norm {}", loss, norm));
   run.optimizer->step();
   ++run.step;
   return loss;
@@ -195,10 +195,7 @@ TrainResult loop(Run& run) {
   int64_t window_steps = 0;
   auto report = [&](const Estimate& e) {
     if (!std::isfinite(e.val) || (!std::isnan(e.train) && !std::isfinite(e.train)))
-      throw Diverged(fmt::format("train: step {}: the loss estimate is not finite (train {}, val {}); stopping. {}",
-                                 run.step, e.train, e.val,
-                                 run.checkpoint.empty() ? "No checkpoint was saved."
-                                                        : "The last checkpoint, " + run.checkpoint + ", is untouched."));
+      diverged(run, run.step, fmt::format("the loss estimate is not finite (train {}, val {})", e.train, e.val));
     if (!c.quiet) {
       fmt::print("{}step {}: ", c.live_progress ? "\n" : "", run.step);
       if (!std::isnan(e.train)) fmt::print("train loss {:.4f}, ", e.train);

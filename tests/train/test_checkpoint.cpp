@@ -110,7 +110,7 @@ TEST_CASE("checkpoint: the newest `keep` are kept, latest names the newest, left
   // A killed save leaves a .tmp directory; a save killed between its rename and
   // the pointer update leaves a newer complete directory `latest` never named.
   fs::create_directories(dir.str("ckpt-000040.tmp"));
-  fs::create_directories(dir.str("ckpt-000050"));
+  fs::create_directories(dir.str("ckpt-000041"));
   CHECK(resolve_checkpoint(dir.str()) == dir.str("ckpt-000030"));  // neither is read
   save_checkpoint(dir.str(), t.model, t.tokenizer, t.optimizer, t.state(40), 3);
   CHECK(entries(dir.str()) == std::vector<std::string>{"ckpt-000020", "ckpt-000030", "ckpt-000040", "latest"});
