@@ -40,7 +40,7 @@ TEST_OBJ := $(TEST_SRC:%.cpp=$(BUILD)/obj/%.o)
 LIB      := $(BUILD)/libember.a
 BINS     := $(EXAMPLES:%=$(BUILD)/%)
 
-.PHONY: all test debug asan deps demo bench parity help clean
+.PHONY: all test debug asan deps demo bench parity help clean fuzz
 .SECONDARY:  # keep object files that make would otherwise treat as intermediate and delete
 .DEFAULT_GOAL := all
 
@@ -60,7 +60,7 @@ asan:
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 build/asan/tests $(TEST_ARGS)
 
 demo: all
-	$(BUILD)/gpt train
+	$(BUILD)/gpt train --overwrite
 
 bench: all $(BENCHES:%=$(BUILD)/bench/%)
 	@tools/install_deps.sh $(TORCH_PACKAGES)
@@ -95,3 +95,20 @@ $(BUILD)/obj/%.o: %.cpp | deps
 	$(CXX) $(CXXFLAGS) -c $< -o $@
 
 -include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(EXAMPLES:%=$(BUILD)/obj/examples/%.d) $(BENCHES:%=$(BUILD)/obj/bench/%.d)
+
+# `make fuzz`: libFuzzer (clang-14) on every reader of untrusted bytes, each
+# target for FUZZ_SECONDS; tests/fuzz/fuzz_targets.h lists them.
+FUZZ_TARGETS := safetensors tokenizer_json config_json trainer_json bpe_encode
+FUZZ_SECONDS ?= 60
+FUZZ_FLAGS := -O1 -g -march=native -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+              -DEMBER_NO_STORAGE_CACHE -Wno-unknown-warning-option
+
+fuzz:
+	@tools/install_deps.sh clang-14 libclang-rt-14-dev $(DEB_PACKAGES)
+	@$(MAKE) BUILD=build/fuzz CXX=clang++-14 OPT="$(FUZZ_FLAGS) -fsanitize=fuzzer-no-link" build/fuzz/libember.a
+	@$(MAKE) $(FUZZ_TARGETS:%=build/fuzz/fuzz_%)
+	tools/run_fuzz.sh build/fuzz $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+build/fuzz/fuzz_%: tests/fuzz/fuzz_main.cpp tests/fuzz/fuzz_targets.h build/fuzz/libember.a
+	clang++-14 -std=c++20 -I. $(FUZZ_FLAGS) -fsanitize=fuzzer -DEMBER_FUZZ_TARGET=$* $< build/fuzz/libember.a \
+	  -o $@ $(LDLIBS)

@@ -157,7 +157,7 @@ def run_sample(args):
     """Writes the checkpoint once, then --sample-rounds rounds of every run;
     returns {(label, threads): [results]}."""
     ckpt = os.path.join(args.build, "bench", "sample_M")
-    if not os.path.exists(os.path.join(ckpt, "model.safetensors")):
+    if not any(os.path.exists(os.path.join(ckpt, f)) for f in ("latest", "model.safetensors")):
         subprocess.run([os.path.join(args.build, "bench", "bench_sample"), "--init-ckpt", ckpt], check=True,
                        capture_output=True)
     runs = {}

@@ -28,6 +28,15 @@ from model import GPT, GPTConfig                                    # noqa: E402
 from safetensors_io import load_file                                # noqa: E402
 
 
+def resolve(ckpt):
+    """The directory holding the checkpoint's files: `ckpt` itself, or in a run
+    directory the checkpoint its `latest` file names (as ember's resolve_checkpoint)."""
+    if os.path.exists(os.path.join(ckpt, "config.json")):
+        return ckpt
+    with open(os.path.join(ckpt, "latest"), encoding="utf-8") as f:
+        return os.path.join(ckpt, f.read().strip())
+
+
 def load(ckpt):
     with open(os.path.join(ckpt, "config.json")) as f:
         c = json.load(f)
@@ -87,8 +96,9 @@ def main():
     if args.tokens < 1 or args.threads < 1 or args.temperature <= 0:
         ap.error("--tokens and --threads must be >= 1, --temperature > 0")
     torch.set_num_threads(1)
-    model = load(args.ckpt)
-    with open(os.path.join(args.ckpt, "tokenizer.json")) as f:
+    ckpt = resolve(args.ckpt)
+    model = load(ckpt)
+    with open(os.path.join(ckpt, "tokenizer.json")) as f:
         chars = json.load(f).get("chars")
     start = chars.index("\n") if isinstance(chars, list) and "\n" in chars else 0   # sample.py's start "\n"
     idx = torch.tensor([[start]], dtype=torch.long)

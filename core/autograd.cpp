@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include <atomic>
+#include <new>
 #include <unordered_set>
 
 #include "core/ops.h"
@@ -75,7 +76,7 @@ void release(Node& node) {
   node.released = true;
   node.inputs.clear();
   node.saved.clear();
-  node.ids = IntTensor();
+  node.op_args.reset();
 }
 
 }  // namespace
@@ -89,8 +90,17 @@ Node::~Node() {
   // stream) are simply dropped until the last of their handles comes round.
   thread_local std::vector<Tensor> pending;
   thread_local bool draining = false;
-  for (Tensor& t : inputs) pending.push_back(std::move(t));
-  for (Tensor& t : saved) pending.push_back(std::move(t));
+  // Out of memory the list cannot grow, and a destructor must not throw: a
+  // tensor that cannot be parked stays in this node and is released the
+  // ordinary, recursive way when the member vectors die.
+  auto park = [](Tensor& t) {
+    try {
+      pending.push_back(std::move(t));
+    } catch (const std::bad_alloc&) {
+    }
+  };
+  for (Tensor& t : inputs) park(t);
+  for (Tensor& t : saved) park(t);
   if (draining) return;
   draining = true;
   while (!pending.empty()) {
@@ -124,15 +134,16 @@ Tensor without_values(const Tensor& t) {
 
 }  // namespace
 
-Node* record(Tensor& out, const char* op, BackwardFn backward, std::vector<Tensor> inputs, InputValues values) {
+Node* record(Tensor& out, const char* op, Backward backward, std::vector<Tensor> inputs, InputValues values) {
   if (!grad_mode) return nullptr;
   bool any = false;
   for (const Tensor& t : inputs) any = any || (t.defined() && t.requires_grad());
   if (!any) return nullptr;
   auto node = std::make_shared<Node>();
   node->op = op;
+  node->backward_name = backward.name;
   node->seq = next_seq++;
-  node->backward = backward;
+  node->backward = backward.fn;
   if (values == InputValues::Unused)
     for (Tensor& t : inputs) t = without_values(t);
   node->inputs = std::move(inputs);
@@ -189,7 +200,7 @@ std::string graph_str(const Tensor& t) {
   if (!t.defined() || !t.grad_fn()) return t.defined() && t.requires_grad() ? "leaf " + t.name() + "\n" : "";
   std::string s;
   for (const auto& node : topological_order(t.grad_fn())) {
-    s += fmt::format("#{} {} -> {} <-", node->seq, node->op, shape_str(node->out_shape));
+    s += fmt::format("#{} {} ({}) -> {} <-", node->seq, node->op, node->backward_name, shape_str(node->out_shape));
     for (const Tensor& in : node->inputs) {
       if (!in.defined()) continue;
       if (in.grad_fn())

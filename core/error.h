@@ -14,6 +14,11 @@ struct Error : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// An allocation the system refused; the message names its size and what it was for.
+struct OutOfMemory : Error {
+  using Error::Error;
+};
+
 // Throws ember::Error built from a fmt format string and its arguments.
 template <typename... Args>
 [[noreturn]] void fail(fmt::format_string<Args...> format, Args&&... args) {

@@ -9,9 +9,14 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdlib>
+#include <exception>
 #include <mutex>
+#include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
+
+#include "core/error.h"
 
 namespace ember {
 namespace {
@@ -29,8 +34,17 @@ class Pool {
     // New workers count jobs from the current one: starting from 0 they would
     // take the last job, long finished and its context gone, for a new one.
     const uint64_t current = job_.load() >> kPartsBits;
-    for (int i = 1; i < std::min(threads, kMaxParts); ++i)
-      workers_.emplace_back([this, i, current] { work(i, current); });
+    for (int i = 1; i < threads; ++i) {
+      try {
+        workers_.emplace_back([this, i, current] { work(i, current); });
+      } catch (const std::system_error&) {
+        stop();  // back to the calling thread alone, a usable pool
+        stopping_ = false;
+        fail("threads: the system refused to start thread {} of {} (a limit on threads or memory); ask for fewer "
+             "with --threads or EMBER_NUM_THREADS",
+             i + 1, threads);
+      }
+    }
   }
 
   void run(int64_t n, int64_t grain, detail::RangeFn fn, void* ctx) {
@@ -49,11 +63,21 @@ class Pool {
       job_.store((((job_.load() >> kPartsBits) + 1) << kPartsBits) | static_cast<uint64_t>(parts));
     }
     wake_.notify_all();
-    fn(ctx, 0, n / parts);  // the caller takes the first chunk
-    // Spin first (chunks are usually balanced, so the others finish soon), then yield.
+    std::exception_ptr error;
+    try {
+      fn(ctx, 0, n / parts);  // the caller takes the first chunk
+    } catch (...) {
+      error = std::current_exception();
+    }
+    // Spin first (chunks are usually balanced, so the others finish soon), then
+    // yield. Even when the caller's chunk threw, the workers still use ctx: wait.
     for (int spin = 0; pending_.load(std::memory_order_acquire) != 0; ++spin)
       if (spin > 4096) std::this_thread::yield();
+    if (!error) std::swap(error, worker_error_);
+    worker_error_ = nullptr;
+    worker_error_index_ = kMaxParts;
     busy_ = false;
+    if (error) std::rethrow_exception(error);  // the first chunk's error, as a serial loop would report
   }
 
  private:
@@ -73,7 +97,13 @@ class Pool {
       seen = job >> kPartsBits;
       const int64_t parts = static_cast<int64_t>(job & ((uint64_t{1} << kPartsBits) - 1));
       if (index < parts) {  // the caller waits for this chunk, so fn_, ctx_, n_ are this job's
-        fn_(ctx_, n_ * index / parts, n_ * (index + 1) / parts);
+        try {
+          fn_(ctx_, n_ * index / parts, n_ * (index + 1) / parts);
+        } catch (...) {  // handed to the caller: an exception leaving a thread would end the process
+          std::lock_guard<std::mutex> lock(error_mutex_);
+          if (!worker_error_ || index < worker_error_index_) worker_error_ = std::current_exception();
+          worker_error_index_ = std::min(worker_error_index_, index);
+        }
         pending_.fetch_sub(1, std::memory_order_release);
       }
     }
@@ -99,6 +129,9 @@ class Pool {
   std::atomic<int64_t> pending_{0};
   std::atomic<bool> busy_{false};
   std::atomic<bool> stopping_{false};
+  std::mutex error_mutex_;
+  std::exception_ptr worker_error_;  // from the lowest-numbered chunk that threw
+  int worker_error_index_ = kMaxParts;
   detail::RangeFn fn_ = nullptr;
   void* ctx_ = nullptr;
   int64_t n_ = 0;
@@ -108,8 +141,15 @@ int default_threads() {
 #ifdef EMBER_DEBUG
   return 1;
 #else
-  if (const char* env = std::getenv("EMBER_NUM_THREADS")) return std::max(1, std::atoi(env));
-  return std::max(1u, std::thread::hardware_concurrency());
+  if (const char* env = std::getenv("EMBER_NUM_THREADS")) {
+    const std::string v = env;
+    const bool digits = !v.empty() && v.size() <= 6 && v.find_first_not_of("0123456789") == std::string::npos;
+    const int n = digits ? std::stoi(v) : 0;
+    EMBER_CHECK(n >= 1 && n <= kMaxThreads, "EMBER_NUM_THREADS must be an integer in [1, {}], got '{}'", kMaxThreads,
+                v.substr(0, 40));
+    return n;
+  }
+  return static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1u, static_cast<unsigned>(kMaxThreads)));
 #endif
 }
 
@@ -124,7 +164,10 @@ Pool& pool() {
 }  // namespace
 
 int num_threads() { return pool().size(); }
-void set_num_threads(int n) { pool().resize(std::max(1, n)); }
+void set_num_threads(int n) {
+  EMBER_CHECK(n >= 1 && n <= kMaxThreads, "threads: the thread count must be in [1, {}], got {}", kMaxThreads, n);
+  pool().resize(n);
+}
 
 namespace detail {
 void parallel_run(int64_t n, int64_t grain, RangeFn fn, void* ctx) {

@@ -12,7 +12,11 @@ namespace ember {
 // EMBER_NUM_THREADS environment variable, else the machine's core count;
 // debug builds (EMBER_DEBUG) default to 1 so a debugger steps one thread.
 int num_threads();
+// Error for n outside [1, kMaxThreads], or when the system refuses a thread
+// (the pool is then left with the calling thread alone).
 void set_num_threads(int n);
+// More threads than cores only slows ember down; far beyond it is a typo.
+inline constexpr int kMaxThreads = 1024;
 
 namespace detail {
 using RangeFn = void (*)(void* ctx, int64_t begin, int64_t end);
@@ -21,7 +25,8 @@ void parallel_run(int64_t n, int64_t grain, RangeFn fn, void* ctx);
 
 // Calls f(begin, end) on disjoint chunks covering [0, n), one per thread,
 // never smaller than `grain` items. Runs inline when n <= grain or one thread.
-// Nested calls run inline.
+// Nested calls run inline. An exception thrown by f in any chunk reaches the
+// caller (the lowest chunk's, after every chunk has finished).
 template <typename F>
 void parallel_for(int64_t n, int64_t grain, F&& f) {
   using Fn = std::remove_reference_t<F>;  // F is a reference when f is a named (maybe const) callable

@@ -32,6 +32,15 @@ BufferCache& cache() {
   return *c;
 }
 
+// "1.5 GB" for error messages.
+std::string byte_size(size_t bytes) {
+  const char* units[] = {"bytes", "KB", "MB", "GB", "TB", "PB", "EB"};
+  double v = static_cast<double>(bytes);
+  int u = 0;
+  for (; v >= 1000.0 && u < 6; ++u) v /= 1000.0;
+  return u == 0 ? fmt::format("{} bytes", bytes) : fmt::format("{:.1f} {}", v, units[u]);
+}
+
 size_t padded_bytes(int64_t size) {
   const size_t bytes = static_cast<size_t>(size) * sizeof(float);
   return (bytes + kAlign - 1) / kAlign * kAlign + kAlign * (bytes == 0);
@@ -41,6 +50,9 @@ size_t padded_bytes(int64_t size) {
 
 Storage::Storage(int64_t size) : size_(size) {
   EMBER_CHECK(size >= 0, "storage: negative size {}", size);
+  // Beyond this the byte count itself would overflow; no machine has that much memory.
+  if (size > (int64_t{1} << 60))
+    throw OutOfMemory(fmt::format("a tensor of {} floats is larger than any memory", size));
   const size_t bytes = padded_bytes(size);
   BufferCache& c = cache();
   {
@@ -60,7 +72,13 @@ Storage::Storage(int64_t size) : size_(size) {
     c.stats.system_allocations++;  // counted with the cache off too, so the stats stay true
   }
   data_ = static_cast<float*>(std::aligned_alloc(kAlign, bytes));
-  if (!data_) throw std::bad_alloc();
+  if (!data_) {
+    {
+      std::lock_guard<std::mutex> lock(c.mutex);
+      c.stats.live_bytes -= static_cast<int64_t>(bytes);
+    }
+    throw OutOfMemory(fmt::format("a tensor of {} floats ({}) could not be allocated", size, byte_size(bytes)));
+  }
 }
 
 Storage::~Storage() {

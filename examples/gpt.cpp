@@ -1,12 +1,20 @@
 // build/gpt: train a toy GPT on a text file, sample from it, evaluate it.
 //   gpt train [--data FILE] [--out DIR] [hyperparameters...]   (no --data: the built-in corpus)
+//   gpt train --resume DIR [--max-iters N]
 //   gpt sample --ckpt DIR [--prompt TEXT] [--tokens N] [--temperature X] [--top-k K] [--seed S] [--no-kv-cache]
-//   gpt eval --ckpt DIR --data FILE [--dump-logits FILE]
-// Errors print one line on stderr and exit with code 2.
+//   gpt eval --ckpt DIR [--data FILE] [--dump-logits FILE]
+// Exit codes: 0 done; 2 bad input or a failure (one line on stderr); 3 the
+// training diverged; 130 / 143 stopped by SIGINT / SIGTERM after saving.
 #include <fmt/format.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <cerrno>
+#include <cmath>
+#include <csignal>
+#include <cstring>
+#include <new>
+#include <span>
 
 #include "core/autograd.h"
 #include "core/parallel.h"
@@ -14,12 +22,16 @@
 #include "train/data.h"
 #include "train/default_corpus.h"
 #include "train/evaluate.h"
+#include "train/interrupt.h"
 #include "train/safetensors.h"
 #include "train/trainer.h"
 
 using namespace ember;
 
 namespace {
+
+// What the program is doing, for the one line an out-of-memory failure prints.
+const char* phase = "starting";
 
 struct SampleArgs {
   std::string ckpt, prompt = "\n";
@@ -30,63 +42,78 @@ struct SampleArgs {
   int64_t window_shift = 1;
 };
 
-void add_train_options(CLI::App& cmd, TrainConfig& c, std::string& pos, std::string& resume) {
-  GPTConfig& m = c.model;
-  cmd.add_option("--data", c.data, "text file to train on (default: the built-in corpus)");
-  cmd.add_option("--out", c.out, "output directory for checkpoints and metrics")->capture_default_str();
-  cmd.add_option("--n-layer", m.n_layer, "transformer blocks")->capture_default_str();
-  cmd.add_option("--n-head", m.n_head, "attention heads")->capture_default_str();
-  cmd.add_option("--n-embd", m.n_embd, "embedding dimension")->capture_default_str();
-  cmd.add_option("--block-size", m.block_size, "context length")->capture_default_str();
-  cmd.add_option("--batch-size", c.batch_size, "sequences per step")->capture_default_str();
-  cmd.add_option("--lr", c.lr, "peak learning rate")->capture_default_str();
-  cmd.add_option("--min-lr", c.min_lr, "learning rate at the end of the cosine decay")->capture_default_str();
-  cmd.add_option("--warmup-iters", c.warmup_iters, "linear warmup steps")->capture_default_str();
-  cmd.add_option("--max-iters", c.max_iters, "training steps")->capture_default_str();
-  cmd.add_option("--lr-decay-iters", c.lr_decay_iters, "step where the cosine decay ends")->capture_default_str();
-  cmd.add_option("--weight-decay", c.weight_decay, "AdamW decay of 2-D weights")->capture_default_str();
-  cmd.add_option("--beta1", c.beta1, "AdamW beta1")->capture_default_str();
-  cmd.add_option("--beta2", c.beta2, "AdamW beta2")->capture_default_str();
-  cmd.add_option("--grad-clip", c.grad_clip, "clip the global gradient norm (0: off)")->capture_default_str();
-  cmd.add_option("--dropout", m.dropout, "dropout probability")->capture_default_str();
-  cmd.add_flag("--bias,!--no-bias", m.bias, "biases in Linear and LayerNorm layers")->capture_default_str();
-  cmd.add_flag("--tie-weights,!--no-tie-weights", m.tie_weights, "share wte and lm_head")->capture_default_str();
-  cmd.add_option("--eval-interval", c.eval_interval, "steps between evaluations and checkpoints")
-      ->capture_default_str();
-  cmd.add_option("--eval-iters", c.eval_iters, "val batches per evaluation")->capture_default_str();
-  cmd.add_option("--log-interval", c.log_interval, "steps between progress lines")->capture_default_str();
-  cmd.add_option("--seed", c.seed, "random seed")->capture_default_str();
-  cmd.add_option("--rng", c.rng, "random stream: nanogpt (PyTorch's, in nanoGPT's order: same seed, same run) | ember")
-      ->check(CLI::IsMember({"nanogpt", "ember"}))
-      ->capture_default_str();
-  cmd.add_option("--pos", pos, "positional encoding: learned | sinusoidal | rope | alibi | none")
-      ->capture_default_str();
-  cmd.add_option("--tokenizer", c.tokenizer, "char | bpe")->capture_default_str();
-  cmd.add_option("--vocab-size", c.bpe_vocab_size, "BPE vocabulary size")->capture_default_str();
-  cmd.add_option("--resume", resume, "continue the run saved in this directory");
+struct TrainArgs {
+  TrainConfig cfg;
+  std::string pos = pos_kind_name(cfg.model.pos), rng = rng_kind_name(cfg.rng);  // the enums, as typed
+  std::string resume;
+};
+
+// One CLI option per setting of TrainConfig (train/train_config.h), each
+// showing the default a run really uses.
+void add_train_options(CLI::App& cmd, TrainArgs& a) {
+  for_each_setting(a.cfg, [&](const char*, const char* flag, const char* help, auto& value) {
+    using T = std::decay_t<decltype(value)>;
+    if constexpr (std::is_same_v<T, bool>) {
+      const std::string names = fmt::format("{},!--no-{}", flag, flag + 2);
+      cmd.add_flag(names, value, fmt::format("{} [default: {}]", help, value ? "on" : "off"));
+    } else if constexpr (std::is_same_v<T, PosKind>) {
+      cmd.add_option(flag, a.pos, help)->capture_default_str();
+    } else if constexpr (std::is_same_v<T, RngKind>) {
+      cmd.add_option(flag, a.rng, help)->capture_default_str();
+    } else {
+      CLI::Option* o = cmd.add_option(flag, value, help);
+      if (std::string_view(flag) != "--data") o->capture_default_str();
+    }
+  });
+  cmd.add_option("--resume", a.resume, "continue the run saved in this directory");
+  cmd.add_flag("--overwrite", a.cfg.overwrite, "replace the checkpoints of another run in --out");
 }
 
-// Prints each token as it is drawn. Both tokenizers decode id by id to the
-// same bytes as all at once, so the text is the same as printing at the end.
+// Flags the user typed (by their primary name), for the checks on --resume.
+std::vector<std::string> given_flags(const CLI::App& cmd) {
+  std::vector<std::string> given;
+  for (const CLI::Option* o : cmd.get_options())
+    if (o->count() > 0 && !o->get_lnames().empty()) given.push_back("--" + o->get_lnames().front());
+  return given;
+}
+
+// Set once a write to stdout met a closed pipe: the reader went away
+// (`gpt sample | head -1`), which ends the output quietly.
+bool stdout_closed = false;
+
+// Writes text to stdout now; false once the reader has gone.
+bool emit(const std::string& text) {
+  if (stdout_closed) return false;
+  if (std::fwrite(text.data(), 1, text.size(), stdout) != text.size() || std::fflush(stdout) != 0) {
+    EMBER_CHECK(errno == EPIPE, "cannot write to standard output ({})", std::strerror(errno));
+    stdout_closed = true;
+  }
+  return !stdout_closed;
+}
+
+// generate's callback: prints a token as it is drawn, false once the reader
+// has gone. Both tokenizers decode id by id to the same bytes as all at once.
 bool print_token(void* tokenizer, int32_t id) {
-  fmt::print("{}", static_cast<const Tokenizer*>(tokenizer)->decode(std::span<const int32_t>(&id, 1)));
-  std::fflush(stdout);
-  return true;
+  return emit(static_cast<const Tokenizer*>(tokenizer)->decode(std::span<const int32_t>(&id, 1)));
 }
 
 void print_sample(GPT& model, const Tokenizer& tok, const SampleArgs& a) {
+  EMBER_CHECK(a.tokens >= 0, "sample: --tokens must be >= 0, got {}", a.tokens);
+  EMBER_CHECK(a.top_k >= 0, "sample: --top-k must be >= 0 (0: all tokens), got {}", a.top_k);
+  EMBER_CHECK(std::isfinite(a.temperature) && a.temperature > 0.0,
+              "sample: --temperature must be a finite number > 0, got {}", a.temperature);
   Generator gen(a.seed);
-  std::vector<int32_t> prompt = tok.encode(a.prompt);
+  const std::vector<int32_t> prompt = tok.encode(a.prompt);
+  if (!emit(tok.decode(prompt))) return;
   GenerateOptions o;
   o.temperature = a.temperature;
   o.top_k = a.top_k;
   o.kv_cache = a.kv_cache;
   o.window_shift = a.window_shift;
-  o.on_token = print_token;
+  o.on_token = print_token;  // printed as drawn; stops when the reader has gone
   o.on_token_ctx = const_cast<Tokenizer*>(&tok);
-  fmt::print("{}", tok.decode(prompt));
   generate(model, prompt, a.tokens, o, gen);
-  fmt::print("\n");
+  emit("\n");
 }
 
 void report_positions(GPT& model, const std::string& data, const Tokenizer& tok, uint64_t seed) {
@@ -110,34 +137,106 @@ void dump_logits(GPT& model, const std::vector<int32_t>& val, const std::string&
   save_safetensors(path, out);
 }
 
-int run_train(const TrainConfig& cfg_in, const std::string& pos, const std::string& resume_dir, int64_t max_iters) {
-  TrainConfig cfg = cfg_in;
-  cfg.model.pos = parse_pos_kind(pos);
-  cfg.live_progress = isatty(STDOUT_FILENO);
-  const TrainResult r = resume_dir.empty() ? train(cfg) : resume(resume_dir, max_iters);
-  fmt::print("trained in {:.1f} s; final val loss {:.4f}; checkpoint in {}\n", r.seconds, r.val_loss, r.out_dir);
+int run_train(TrainArgs& a, const CLI::App& cmd) {
+  const std::vector<std::string> given = given_flags(cmd);
+  const bool resuming = cmd.count("--resume") > 0;
+  install_stop_handlers();
+  TrainResult r;
+  if (resuming) {
+    EMBER_CHECK(!a.resume.empty(), "train: --resume needs the run directory (it was given an empty string)");
+    a.cfg.model.pos = parse_pos_kind(a.pos);
+    a.cfg.rng = parse_rng_kind(a.rng);
+    phase = "reading the checkpoint";
+    const std::vector<std::string> overridable(std::begin(kResumeOverridable), std::end(kResumeOverridable));
+    check_resume_flags(a.cfg, given, saved_run_settings(a.resume), overridable);
+    EMBER_CHECK(!a.cfg.overwrite, "train: --overwrite cannot be combined with --resume");
+    ResumeOptions o;
+    if (cmd.count("--max-iters")) o.max_iters = std::max<int64_t>(a.cfg.max_iters, 1);
+    if (cmd.count("--log-interval")) o.log_interval = a.cfg.log_interval;
+    if (cmd.count("--keep-checkpoints")) o.keep_checkpoints = a.cfg.keep_checkpoints;
+    o.live_progress = isatty(STDOUT_FILENO);
+    phase = "training";
+    r = resume(a.resume, o);
+  } else {
+    EMBER_CHECK(cmd.count("--data") == 0 || !a.cfg.data.empty(),
+                "train: --data was given an empty file name (leave the flag out to use the built-in corpus)");
+    a.cfg.model.pos = parse_pos_kind(a.pos);
+    a.cfg.rng = parse_rng_kind(a.rng);
+    a.cfg.live_progress = isatty(STDOUT_FILENO);
+    phase = "training";
+    r = train(a.cfg);
+  }
+  if (r.stopped_by) {
+    fmt::print("stopped by {} at step {}; checkpoint in {}; continue with: gpt train --resume {}\n",
+               r.stopped_by == SIGINT ? "SIGINT" : "SIGTERM", r.step, r.checkpoint, r.out_dir);
+    return 128 + r.stopped_by;
+  }
+  fmt::print("trained in {:.1f} s; final val loss {:.4f}; checkpoint in {} (step {})\n", r.seconds, r.val_loss,
+             r.checkpoint, r.step);
+  phase = "checking the trained model";
   LoadedModel m = load_model(r.out_dir);
-  const nlohmann::json settings = read_json_file(r.out_dir + "/trainer.json").at("settings");
-  report_positions(*m.model, settings.at("data").get<std::string>(), *m.tokenizer, cfg.seed);
+  const TrainConfig settings = saved_run_settings(r.out_dir);
+  report_positions(*m.model, settings.data, *m.tokenizer, settings.seed);
   fmt::print("sample:\n");
   print_sample(*m.model, *m.tokenizer, SampleArgs{});
   return 0;
 }
 
+// The text a run trained on: --data, or the built-in corpus when it had none.
+std::string training_text(const std::string& ckpt) {
+  std::string data;
+  try {
+    data = saved_run_settings(ckpt).data;
+  } catch (const Error& e) {
+    fail("eval: give --data: the checkpoint's training settings cannot tell what it trained on ({})", e.what());
+  }
+  return data.empty() ? default_corpus() : read_text_file(data);
+}
+
+int run_eval(const std::string& ckpt, const std::string& data, const std::string& dump_path) {
+  phase = "loading the checkpoint";
+  LoadedModel m = load_model(ckpt);
+  phase = "evaluating";
+  const std::vector<int32_t> tokens = m.tokenizer->encode(data.empty() ? training_text(ckpt) : read_text_file(data));
+  const std::vector<int32_t> val = split_tokens(tokens).val;
+  fmt::print("val_loss {:.6f}\n", sequential_loss(*m.model, val));
+  if (!dump_path.empty()) dump_logits(*m.model, val, dump_path);
+  return 0;
+}
+
+// The exit status for an exception that reached main, after printing its one line.
+int report_failure() {
+  try {
+    throw;
+  } catch (const Diverged& e) {
+    fmt::print(stderr, "error: {}\n", e.what());
+    return 3;
+  } catch (const OutOfMemory& e) {
+    fmt::print(stderr, "error: out of memory while {}: {}\n", phase, e.what());
+  } catch (const Error& e) {
+    fmt::print(stderr, "error: {}\n", e.what());
+  } catch (const std::bad_alloc&) {
+    fmt::print(stderr, "error: out of memory while {}\n", phase);
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "error: unexpected failure while {} ({}); please report it\n", phase, e.what());
+  }
+  return 2;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  std::signal(SIGPIPE, SIG_IGN);  // a closed pipe becomes EPIPE on write, handled where it happens
   CLI::App app{"ember gpt: train a toy GPT on a text file, sample from it, evaluate it"};
   app.require_subcommand(1);
-  TrainConfig cfg;
-  std::string pos = "learned", resume_dir, eval_data;
+  TrainArgs train_args;
   int threads = 0;
   SampleArgs sample;
   CLI::App* train_cmd = app.add_subcommand("train", "train a GPT (no --data: the built-in corpus)");
-  add_train_options(*train_cmd, cfg, pos, resume_dir);
+  add_train_options(*train_cmd, train_args);
   CLI::App* sample_cmd = app.add_subcommand("sample", "generate text from a checkpoint");
-  sample_cmd->add_option("--ckpt", sample.ckpt, "checkpoint directory")->required();
-  sample_cmd->add_option("--prompt", sample.prompt, "text to continue");
+  sample_cmd->add_option("--ckpt", sample.ckpt, "run or checkpoint directory")->required();
+  sample_cmd->add_option("--prompt", sample.prompt, "text to continue [default: a newline]");
   sample_cmd->add_option("--tokens", sample.tokens, "tokens to generate")->capture_default_str();
   sample_cmd->add_option("--temperature", sample.temperature, "softmax temperature (> 0)")->capture_default_str();
   sample_cmd->add_option("--top-k", sample.top_k, "sample among the k likeliest tokens (0: all)")
@@ -149,10 +248,10 @@ int main(int argc, char** argv) {
                    "past the context, rebuild the cache every N tokens (1: nanoGPT's crop, exact; larger is "
                    "faster but sees fewer tokens)")
       ->capture_default_str();
-  std::string eval_ckpt, dump_path;
+  std::string eval_ckpt, eval_data, dump_path;
   CLI::App* eval_cmd = app.add_subcommand("eval", "mean loss over every block of a file's val split");
-  eval_cmd->add_option("--ckpt", eval_ckpt, "checkpoint directory")->required();
-  eval_cmd->add_option("--data", eval_data, "text file (its last 10% is the val split)")->required();
+  eval_cmd->add_option("--ckpt", eval_ckpt, "run or checkpoint directory")->required();
+  eval_cmd->add_option("--data", eval_data, "text file (its last 10% is the val split) [default: the run's own]");
   eval_cmd->add_option("--dump-logits", dump_path, "also write the first val batch's idx and logits (safetensors)");
   for (CLI::App* cmd : {train_cmd, sample_cmd, eval_cmd})
     cmd->add_option("--threads", threads, "threads (default: all cores, or EMBER_NUM_THREADS)");
@@ -166,23 +265,27 @@ int main(int argc, char** argv) {
     fmt::print(stderr, "error: {}\n", e.what());
     return 2;
   }
+  int status = 0;
   try {
-    if (threads > 0) set_num_threads(threads);
-    if (*train_cmd) return run_train(cfg, pos, resume_dir, train_cmd->count("--max-iters") ? cfg.max_iters : 0);
+    if (threads != 0 || train_cmd->count("--threads") + sample_cmd->count("--threads") + eval_cmd->count("--threads"))
+      set_num_threads(threads);
+    if (*train_cmd) status = run_train(train_args, *train_cmd);
     if (*sample_cmd) {
+      phase = "loading the checkpoint";
       LoadedModel m = load_model(sample.ckpt);
+      phase = "sampling";
       print_sample(*m.model, *m.tokenizer, sample);
     }
     if (*eval_cmd) {
-      LoadedModel m = load_model(eval_ckpt);
-      const std::vector<int32_t> tokens = m.tokenizer->encode(read_text_file(eval_data));
-      const std::vector<int32_t> val = split_tokens(tokens).val;
-      fmt::print("val_loss {:.6f}\n", sequential_loss(*m.model, val));
-      if (!dump_path.empty()) dump_logits(*m.model, val, dump_path);
+      EMBER_CHECK(eval_cmd->count("--data") == 0 || !eval_data.empty(), "eval: --data was given an empty file name");
+      status = run_eval(eval_ckpt, eval_data, dump_path);
     }
-    return 0;
-  } catch (const std::exception& e) {
-    fmt::print(stderr, "error: {}\n", e.what());
+  } catch (...) {
+    status = report_failure();
+  }
+  if (status == 0 && !stdout_closed && (std::fflush(stdout) != 0 || std::ferror(stdout))) {
+    fmt::print(stderr, "error: cannot write to standard output ({})\n", std::strerror(errno));
     return 2;
   }
+  return status;
 }

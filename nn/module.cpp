@@ -35,6 +35,13 @@ std::vector<NamedTensor> Module::state_dict() const {
   return all;
 }
 
+std::vector<std::pair<std::string, const Module*>> Module::named_modules() const {
+  std::vector<std::pair<std::string, const Module*>> out{{"", this}};
+  for (const auto& [name, child] : children_)
+    for (const auto& [sub, m] : child->named_modules()) out.emplace_back(sub.empty() ? name : name + "." + sub, m);
+  return out;
+}
+
 std::vector<NamedTensor> Module::named_parameters() const {
   std::vector<NamedTensor> unique;
   std::set<const TensorImpl*> seen;

@@ -30,6 +30,10 @@ class Module {
   int64_t num_parameters() const;
   // Every name, tied duplicates included (PyTorch's state_dict keys).
   std::vector<NamedTensor> state_dict() const;
+  // This module ("") and every submodule under its dotted name, depth first in
+  // registration order: PyTorch's named_modules(), which nanoGPT's
+  // initialisation walks (train/random_stream.h follows the same order).
+  std::vector<std::pair<std::string, const Module*>> named_modules() const;
   // Copies values in by name. Missing, unexpected and mis-shaped keys are
   // errors that name the key (all keys are checked before anything is copied).
   void load_state_dict(const std::map<std::string, Tensor>& state);

@@ -11,7 +11,8 @@
 
 namespace ember {
 
-// The whole file as bytes; clear Error when missing, unreadable, a directory or empty.
+// The whole file as bytes; clear Error when missing, unreadable, empty, or not a
+// regular file (a directory, a device such as /dev/zero, a pipe).
 std::string read_text_file(const std::string& path);
 
 struct TokenSplit {

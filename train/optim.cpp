@@ -153,14 +153,18 @@ double sum_of_squares(const float* g, int64_t n) {
 
 }  // namespace
 
-float clip_grad_norm(const std::vector<Tensor>& params, float max_norm) {
+float grad_norm(const std::vector<Tensor>& params) {
   double total_sq = 0.0;
   for (const Tensor& p : params) {
     if (!p.grad().defined()) continue;
     const Tensor g = p.grad().contiguous();
     total_sq += sum_of_squares(g.data(), g.numel());
   }
-  const float norm = static_cast<float>(std::sqrt(total_sq));
+  return static_cast<float>(std::sqrt(total_sq));
+}
+
+float clip_grad_norm(const std::vector<Tensor>& params, float max_norm) {
+  const float norm = grad_norm(params);
   const float coef = max_norm / (norm + 1e-6f);
   if (coef < 1.0f)
     for (const Tensor& p : params) {

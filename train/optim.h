@@ -79,6 +79,9 @@ class AdamW : public Adam {
 // torch.nn.utils.clip_grad_norm_, with its 1e-6 guard) and returns the norm
 // before clipping.
 float clip_grad_norm(const std::vector<Tensor>& params, float max_norm);
+// The global L2 norm of the parameters' gradients (summed in double), as
+// clip_grad_norm computes it; NaN or inf when any gradient is.
+float grad_norm(const std::vector<Tensor>& params);
 
 // Linear warmup to max_lr over warmup_iters, cosine decay to min_lr at
 // decay_iters, then min_lr (nanoGPT's get_lr, with its (it + 1) warmup).

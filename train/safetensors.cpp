@@ -16,9 +16,12 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <optional>
+#include <tuple>
 #include <vector>
 
 #include "core/error.h"
+#include "train/crc32.h"
 
 namespace ember {
 
@@ -30,6 +33,7 @@ namespace {
 using Json = nlohmann::json;
 
 constexpr uint64_t kMaxHeaderBytes = 100'000'000;  // the Rust safetensors library's limit too
+constexpr const char* kChecksumKey = "data_crc32";  // CRC-32 of the data section, in __metadata__
 
 // One validated header entry: what to read and where.
 struct Entry {
@@ -188,6 +192,40 @@ Json read_header(const std::string& path, std::ifstream& in, int64_t& data_start
   return header;
 }
 
+// The tensors' byte ranges must tile the data section: in file order each
+// starts where the one before ends, and the last ends at the end of the file
+// (as the safetensors library requires). Overlaps would alias two tensors'
+// bytes, and gaps or trailing bytes mean a damaged or doctored file. Sorts
+// `entries` into file order.
+void check_tiling(const std::string& path, std::vector<Entry>& entries, int64_t data_bytes) {
+  std::sort(entries.begin(), entries.end(),
+            [](const Entry& a, const Entry& b) { return std::tie(a.begin, a.end) < std::tie(b.begin, b.end); });
+  int64_t at = 0;
+  const Entry* previous = nullptr;
+  for (const Entry& e : entries) {
+    EMBER_CHECK(e.begin >= at, "safetensors: {}: tensor '{}' at bytes [{}, {}] overlaps tensor '{}' at [{}, {}]", path,
+                printable(e.name), e.begin, e.end, previous ? printable(previous->name) : "", previous ? previous->begin : 0,
+                at);
+    EMBER_CHECK(e.begin == at, "safetensors: {}: bytes [{}, {}) of the data section belong to no tensor (before '{}')",
+                path, at, e.begin, printable(e.name));
+    at = e.end;
+    previous = &e;
+  }
+  EMBER_CHECK(at == data_bytes, "safetensors: {}: {} trailing bytes after the last tensor (data section {} bytes)", path,
+              data_bytes - at, data_bytes);
+}
+
+// The data_crc32 that ember's writer puts in __metadata__ (8 hex digits), if any.
+std::optional<uint32_t> stored_checksum(const std::string& path, const std::map<std::string, std::string>& metadata) {
+  const auto it = metadata.find(kChecksumKey);
+  if (it == metadata.end()) return std::nullopt;
+  const std::string& v = it->second;
+  EMBER_CHECK(v.size() == 8 && v.find_first_not_of("0123456789abcdef") == std::string::npos,
+              "safetensors: {}: __metadata__ {} is '{}'; expected 8 lowercase hex digits", path, kChecksumKey,
+              printable(v));
+  return static_cast<uint32_t>(std::stoul(v, nullptr, 16));
+}
+
 void read_bytes(const std::string& path, std::ifstream& in, const Entry& e, int64_t data_start, void* dst) {
   if (e.end == e.begin) return;
   in.seekg(data_start + e.begin);
@@ -232,22 +270,32 @@ SafetensorsFile load_safetensors(const std::string& path) {
     else
       entries.push_back(parse_entry(path, name, value, data_bytes));
   }
-  // Everything is validated; only now allocate and read.
+  check_tiling(path, entries, data_bytes);
+  const std::optional<uint32_t> stored_crc = stored_checksum(path, file.metadata);
+  // Everything is validated; only now allocate and read, in file order.
+  uint32_t crc = 0;
   for (const Entry& e : entries) {
+    void* dst = nullptr;
+    std::vector<int32_t> narrow;
     if (e.dtype == "F32") {
-      Tensor t = empty(e.shape);
-      read_bytes(path, in, e, data_start, t.data());
-      file.tensors.emplace(e.name, std::move(t));
+      dst = file.tensors.emplace(e.name, empty(e.shape)).first->second.data();
     } else if (e.dtype == "I64") {
-      std::vector<int64_t> v(static_cast<size_t>(numel_of(e.shape)));
-      read_bytes(path, in, e, data_start, v.data());
-      file.int_tensors.emplace(e.name, IntTensor(e.shape, std::move(v)));
-    } else {  // I32, widened: ember's ids are int64
-      std::vector<int32_t> narrow(static_cast<size_t>(numel_of(e.shape)));
-      read_bytes(path, in, e, data_start, narrow.data());
-      file.int_tensors.emplace(e.name, IntTensor(e.shape, std::vector<int64_t>(narrow.begin(), narrow.end())));
+      IntTensor& t = file.int_tensors.emplace(e.name, IntTensor(e.shape, std::vector<int64_t>(numel_of(e.shape))))
+                         .first->second;
+      dst = t.data.data();
+    } else {
+      narrow.resize(static_cast<size_t>(numel_of(e.shape)));
+      dst = narrow.data();
     }
+    read_bytes(path, in, e, data_start, dst);
+    crc = crc32_update(crc, dst, static_cast<size_t>(e.end - e.begin));
+    if (e.dtype == "I32")  // widened: ember's ids are int64
+      file.int_tensors.emplace(e.name, IntTensor(e.shape, std::vector<int64_t>(narrow.begin(), narrow.end())));
   }
+  EMBER_CHECK(!stored_crc || *stored_crc == crc,
+              "safetensors: {}: the data does not match its checksum (data_crc32 {:08x}, computed {:08x}): the file "
+              "is damaged",
+              path, stored_crc.value_or(0), crc);
   return file;
 }
 
@@ -259,6 +307,7 @@ struct Outgoing {
   Tensor floats;                    // defined for F32 entries
   const IntTensor* ints = nullptr;  // set for I64 entries
   int64_t bytes() const { return floats.defined() ? floats.numel() * 4 : ints->numel() * 8; }
+  const void* data() const { return floats.defined() ? static_cast<const void*>(floats.data()) : ints->data.data(); }
 };
 
 // Validates the caller's tensors and merges both maps into one key order.
@@ -338,17 +387,18 @@ void sync_directory(const std::string& path) {
 
 void save_safetensors(const std::string& path, const SafetensorsFile& file) {
   const std::vector<Outgoing> items = outgoing(path, file);
-  const std::string header = header_text(path, items, file.metadata);
+  std::map<std::string, std::string> metadata = file.metadata;
+  uint32_t crc = 0;
+  for (const Outgoing& o : items) crc = crc32_update(crc, o.data(), static_cast<size_t>(o.bytes()));
+  metadata[kChecksumKey] = fmt::format("{:08x}", crc);
+  const std::string header = header_text(path, items, metadata);
   TempFile tmp{path + ".tmp"};
   tmp.f = std::fopen(tmp.path.c_str(), "wb");
   EMBER_CHECK(tmp.f != nullptr, "safetensors: {}: cannot create {} ({})", path, tmp.path, std::strerror(errno));
   const uint64_t n = header.size();  // little-endian host: the bytes are already in file order
   write_all(path, tmp, &n, 8);
   write_all(path, tmp, header.data(), header.size());
-  for (const Outgoing& o : items) {
-    const void* data = o.floats.defined() ? static_cast<const void*>(o.floats.data()) : o.ints->data.data();
-    write_all(path, tmp, data, static_cast<size_t>(o.bytes()));
-  }
+  for (const Outgoing& o : items) write_all(path, tmp, o.data(), static_cast<size_t>(o.bytes()));
   EMBER_CHECK(std::fflush(tmp.f) == 0 && ::fsync(::fileno(tmp.f)) == 0, "safetensors: {}: flushing {} failed ({})",
               path, tmp.path, std::strerror(errno));
   const int closed = std::fclose(tmp.f);

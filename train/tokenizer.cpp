@@ -43,6 +43,9 @@ void save_tokenizer(const Tokenizer& t, const std::string& path) {
 }
 
 std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path) {
+  std::error_code ec;
+  EMBER_CHECK(std::filesystem::is_regular_file(path, ec), "load tokenizer: '{}' is missing (or not a regular file)",
+              path);
   std::ifstream in(path, std::ios::binary);
   EMBER_CHECK(in.is_open(), "load tokenizer: cannot open '{}': {}", path, std::strerror(errno));
   std::stringstream buffer;
@@ -51,7 +54,7 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path) {
   try {
     j = nlohmann::json::parse(buffer.str());
   } catch (const nlohmann::json::parse_error& e) {
-    fail("load tokenizer: '{}' is not valid JSON: {}", path, e.what());
+    fail("load tokenizer: '{}' is not valid JSON (error at byte {})", path, e.byte);
   }
   try {
     return tokenizer_from_json(j);

@@ -1,54 +1,56 @@
 // The training loop behind `gpt train`: tokenize a text file (or the built-in
 // corpus), train a GPT with AdamW, warmup + cosine LR and gradient clipping,
-// evaluate, log metrics, checkpoint, and resume bit for bit.
+// evaluate, log metrics, checkpoint, and resume bit for bit. A run stops
+// cleanly on SIGINT/SIGTERM (train/interrupt.h) and refuses to go on when the
+// loss or the gradients stop being finite.
 #pragma once
 
-#include <functional>
-#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
-#include "nn/gpt.h"
+#include "core/error.h"
+#include "train/train_config.h"
 
 namespace ember {
 
-struct TrainConfig {
-  std::string data;  // text file; empty = the built-in corpus
-  std::string out = "out";
-  GPTConfig model;                 // vocab_size comes from the tokenizer
-  std::string tokenizer = "char";  // char | bpe
-  int64_t bpe_vocab_size = 512;
-  int64_t batch_size = 12;
-  double lr = 1e-3, min_lr = 1e-4;
-  int64_t warmup_iters = 100, max_iters = 1500, lr_decay_iters = 1500;  // about a minute on 2 cores
-  double weight_decay = 0.1, beta1 = 0.9, beta2 = 0.99, grad_clip = 1.0;
-  int64_t eval_interval = 250, eval_iters = 20, log_interval = 10;
-  uint64_t seed = 1337;
-  // Where the random draws come from. "nanogpt" (default): PyTorch's CPU
-  // stream in nanoGPT train.py's order (the model initialised as nanoGPT's
-  // GPT(config) after torch.manual_seed(seed), the first batch drawn before
-  // step 0, train and val estimates at step 0 and every eval_interval, each
-  // next batch right after a step), so with dropout 0 a run replays nanoGPT's
-  // with the same seed (train/torch_rng.h). "ember": ember's own generators,
-  // val estimates on separately seeded batches.
-  std::string rng = "nanogpt";
-  bool live_progress = false;  // a redrawn progress line (on a terminal) instead of plain lines
-  bool quiet = false;          // no progress output (tests)
-
-  nlohmann::json to_json() const;
-  static TrainConfig from_json(const nlohmann::json& j);
+// The loss or a gradient went NaN or infinite: training cannot go on. The
+// message names the step and the first parameter with a non-finite gradient;
+// `gpt train` exits with code 3 on it. The last checkpoint is left as it was.
+struct Diverged : Error {
+  using Error::Error;
 };
 
 struct TrainResult {
   std::vector<float> losses;  // training loss of every step this run took, in order
-  double val_loss = 0.0;      // mean over eval_iters random val batches at the end
+  double val_loss = 0.0;      // the last estimate (mean over eval_iters random val batches)
   double seconds = 0.0;
   std::string out_dir;
+  int64_t step = 0;        // the step the run ended at
+  std::string checkpoint;  // the newest checkpoint's directory ("" if the run saved none)
+  int stopped_by = 0;      // the signal that stopped the run early (0: it ran to max_iters)
 };
 
-// Trains from scratch. Prints progress to stdout; metrics go to out/metrics.jsonl.
+// Trains from scratch into cfg.out. Refuses an --out that holds another run's
+// checkpoint unless cfg.overwrite. Prints progress to stdout; metrics go to
+// out/metrics.jsonl (started afresh).
 TrainResult train(const TrainConfig& cfg);
-// Continues the run saved in `dir` up to max_iters (0: the saved max_iters).
-TrainResult resume(const std::string& dir, int64_t max_iters = 0, bool quiet = false);
+
+// What may differ from the saved run when it is resumed (0 / unset: as saved).
+struct ResumeOptions {
+  int64_t max_iters = 0;
+  int64_t log_interval = 0;
+  int64_t keep_checkpoints = 0;
+  bool quiet = false;
+  bool live_progress = false;
+};
+// The flags `gpt train --resume` accepts with a value other than the saved one.
+inline constexpr const char* kResumeOverridable[] = {"--max-iters", "--log-interval", "--keep-checkpoints"};
+
+// The settings of the run saved in `dir` (its newest checkpoint's trainer.json), validated.
+TrainConfig saved_run_settings(const std::string& dir);
+
+// Continues the run saved in `dir` (its newest checkpoint) up to max_iters.
+// metrics.jsonl loses any lines logged after that checkpoint's step.
+TrainResult resume(const std::string& dir, const ResumeOptions& options = {});
 
 }  // namespace ember

@@ -76,9 +76,14 @@ void attention_probs(const float* q, const float* k, int64_t T, int64_t D, int64
 //   dv = P^T dy,  dP = dy v^T,  dS_ij = P_ij (dP_ij - sum_k P_ik dP_ik),
 //   dq = scale dS k,  dk = scale dS^T q.
 // Masked entries have P = 0, so their dS is 0 and they add nothing.
-void attention_backward(Node& n, const Tensor& g_in, std::vector<Tensor>& gi) {
+struct CausalAttentionArgs {
+  int64_t n_head;
+  std::vector<float> alibi_slopes;  // one per head, 0 without ALiBi
+};
+void causal_attention_backward(Node& n, const Tensor& g_in, std::vector<Tensor>& gi) {
+  const auto& a = n.args<CausalAttentionArgs>();
   const Tensor& qkv = n.inputs[0];
-  const AttentionShape s = attention_shape(qkv, n.ints[0]);
+  const AttentionShape s = attention_shape(qkv, a.n_head);
   const Tensor g = g_in.contiguous();
   Tensor dqkv = empty({s.B, s.T, 3 * s.C});
   const float scale = 1.0f / std::sqrt(static_cast<float>(s.D));
@@ -90,7 +95,7 @@ void attention_backward(Node& n, const Tensor& g_in, std::vector<Tensor>& gi) {
       const float* q = qkv.data() + b * s.sb + h * D;
       const float *k = q + C, *v = q + 2 * C;
       float* p = probs.data();
-      attention_probs(q, k, T, D, s.st, scale, static_cast<float>(n.reals[h]), p);
+      attention_probs(q, k, T, D, s.st, scale, a.alibi_slopes[h], p);
       const float* dy = g.data() + b * T * C + h * D;
       float* dq = dqkv.data() + b * T * ld + h * D;
       float *dk = dq + C, *dv = dq + 2 * C;
@@ -147,10 +152,8 @@ Tensor causal_attention(const Tensor& qkv_in, int64_t n_head, const Tensor& alib
       });
     }
   });
-  if (Node* n = record(y, "causal_attention", attention_backward, {qkv})) {
-    n->ints = {n_head};
-    n->reals.assign(slopes.begin(), slopes.end());
-  }
+  if (Node* n = record(y, "causal_attention", EMBER_BACKWARD(causal_attention_backward), {qkv}))
+    n->set_args(CausalAttentionArgs{.n_head = n_head, .alibi_slopes = std::move(slopes)});
   return y;
 }
 

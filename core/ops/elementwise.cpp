@@ -37,68 +37,98 @@ void div_backward(Node& n, const Tensor& g, std::vector<Tensor>& gi) {
   }
 }
 
-void identity_backward(Node&, const Tensor& g, std::vector<Tensor>& gi) { gi[0] = g; }
 void neg_backward(Node&, const Tensor& g, std::vector<Tensor>& gi) { gi[0] = neg(g); }
-void scale_backward(Node& n, const Tensor& g, std::vector<Tensor>& gi) {
-  const float s = static_cast<float>(n.reals[0]);
+
+// Scalar forms: a + s and a - s pass the gradient through, s - a negates it.
+void add_scalar_backward(Node&, const Tensor& g, std::vector<Tensor>& gi) { gi[0] = g; }
+void sub_scalar_backward(Node&, const Tensor& g, std::vector<Tensor>& gi) { gi[0] = g; }
+void rsub_scalar_backward(Node&, const Tensor& g, std::vector<Tensor>& gi) { gi[0] = neg(g); }
+
+struct MulScalarArgs {
+  float s;
+};
+void mul_scalar_backward(Node& n, const Tensor& g, std::vector<Tensor>& gi) {
+  const float s = n.args<MulScalarArgs>().s;
   gi[0] = map_unary(g, [s](float x) { return x * s; });
 }
+
+// d(a/s)/da = 1/s, rounded to float once in forward.
+struct DivScalarArgs {
+  float inv_s;
+};
+void div_scalar_backward(Node& n, const Tensor& g, std::vector<Tensor>& gi) {
+  const float inv_s = n.args<DivScalarArgs>().inv_s;
+  gi[0] = map_unary(g, [inv_s](float x) { return x * inv_s; });
+}
+
 // d(s/a)/da = -s/a^2
-void rdiv_backward(Node& n, const Tensor& g, std::vector<Tensor>& gi) {
-  const float s = static_cast<float>(n.reals[0]);
+struct RdivScalarArgs {
+  float s;
+};
+void rdiv_scalar_backward(Node& n, const Tensor& g, std::vector<Tensor>& gi) {
+  const float s = n.args<RdivScalarArgs>().s;
   gi[0] = map_binary("rdiv", g, in0(n), [s](float x, float a) { return -x * s / (a * a); });
 }
 
 // `values` says whether the backward reads the inputs (mul, div) or only their shapes (add, sub).
-Tensor binary(const char* op, BackwardFn backward, InputValues values, const Tensor& a, const Tensor& b, auto f) {
+Tensor binary(const char* op, Backward backward, InputValues values, const Tensor& a, const Tensor& b, auto f) {
   Tensor out = map_binary(op, a, b, f);
   record(out, op, backward, {a, b}, values);
-  return out;
-}
-
-Tensor scalar_op(const char* op, BackwardFn backward, InputValues values, const Tensor& a, float s, auto f) {
-  Tensor out = map_unary(a, f);
-  if (Node* n = record(out, op, backward, {a}, values)) n->reals = {s};
   return out;
 }
 
 }  // namespace
 
 Tensor add(const Tensor& a, const Tensor& b) {
-  return binary("add", add_backward, InputValues::Unused, a, b, [](float x, float y) { return x + y; });
+  return binary("add", EMBER_BACKWARD(add_backward), InputValues::Unused, a, b, [](float x, float y) { return x + y; });
 }
 Tensor sub(const Tensor& a, const Tensor& b) {
-  return binary("sub", sub_backward, InputValues::Unused, a, b, [](float x, float y) { return x - y; });
+  return binary("sub", EMBER_BACKWARD(sub_backward), InputValues::Unused, a, b, [](float x, float y) { return x - y; });
 }
 Tensor mul(const Tensor& a, const Tensor& b) {
-  return binary("mul", mul_backward, InputValues::Used, a, b, [](float x, float y) { return x * y; });
+  return binary("mul", EMBER_BACKWARD(mul_backward), InputValues::Used, a, b, [](float x, float y) { return x * y; });
 }
 Tensor div(const Tensor& a, const Tensor& b) {
-  return binary("div", div_backward, InputValues::Used, a, b, [](float x, float y) { return x / y; });
+  return binary("div", EMBER_BACKWARD(div_backward), InputValues::Used, a, b, [](float x, float y) { return x / y; });
 }
 
 Tensor add(const Tensor& a, float s) {
-  return scalar_op("add_scalar", identity_backward, InputValues::Unused, a, s, [s](float x) { return x + s; });
+  Tensor out = map_unary(a, [s](float x) { return x + s; });
+  record(out, "add_scalar", EMBER_BACKWARD(add_scalar_backward), {a}, InputValues::Unused);
+  return out;
 }
 Tensor sub(const Tensor& a, float s) {
-  return scalar_op("sub_scalar", identity_backward, InputValues::Unused, a, s, [s](float x) { return x - s; });
+  Tensor out = map_unary(a, [s](float x) { return x - s; });
+  record(out, "sub_scalar", EMBER_BACKWARD(sub_scalar_backward), {a}, InputValues::Unused);
+  return out;
 }
 Tensor mul(const Tensor& a, float s) {
-  return scalar_op("mul_scalar", scale_backward, InputValues::Unused, a, s, [s](float x) { return x * s; });
+  Tensor out = map_unary(a, [s](float x) { return x * s; });
+  if (Node* n = record(out, "mul_scalar", EMBER_BACKWARD(mul_scalar_backward), {a}, InputValues::Unused))
+    n->set_args(MulScalarArgs{.s = s});
+  return out;
 }
 Tensor div(const Tensor& a, float s) {
   // Multiplying by 1/s would differ from PyTorch's a / s in the last bit.
-  return scalar_op("div_scalar", scale_backward, InputValues::Unused, a, 1.0f / s, [s](float x) { return x / s; });
+  Tensor out = map_unary(a, [s](float x) { return x / s; });
+  if (Node* n = record(out, "div_scalar", EMBER_BACKWARD(div_scalar_backward), {a}, InputValues::Unused))
+    n->set_args(DivScalarArgs{.inv_s = 1.0f / s});
+  return out;
 }
 Tensor rsub(float s, const Tensor& a) {
-  return scalar_op("rsub_scalar", neg_backward, InputValues::Unused, a, s, [s](float x) { return s - x; });
+  Tensor out = map_unary(a, [s](float x) { return s - x; });
+  record(out, "rsub_scalar", EMBER_BACKWARD(rsub_scalar_backward), {a}, InputValues::Unused);
+  return out;
 }
 Tensor rdiv(float s, const Tensor& a) {
-  return scalar_op("rdiv_scalar", rdiv_backward, InputValues::Used, a, s, [s](float x) { return s / x; });
+  Tensor out = map_unary(a, [s](float x) { return s / x; });
+  if (Node* n = record(out, "rdiv_scalar", EMBER_BACKWARD(rdiv_scalar_backward), {a}))
+    n->set_args(RdivScalarArgs{.s = s});
+  return out;
 }
 Tensor neg(const Tensor& a) {
   Tensor out = map_unary(a, [](float x) { return -x; });
-  record(out, "neg", neg_backward, {a}, InputValues::Unused);
+  record(out, "neg", EMBER_BACKWARD(neg_backward), {a}, InputValues::Unused);
   return out;
 }
 

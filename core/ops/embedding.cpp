@@ -48,17 +48,21 @@ void zero_fill(float* p, int64_t n) {
 // d out[i, :] / d weight[ids[i], :] is the identity, so grad_weight[v] is the
 // sum of g[i] over every i with ids[i] == v, and zero for rows no id names.
 // Threads own disjoint column ranges, so two equal ids never race on a row.
+struct EmbeddingArgs {
+  IntTensor ids;
+};
 void embedding_backward(Node& n, const Tensor& g, std::vector<Tensor>& gi) {
-  const int64_t V = n.inputs[0].size(0), C = n.inputs[0].size(1), N = n.ids.numel();
+  const IntTensor& ids = n.args<EmbeddingArgs>().ids;
+  const int64_t V = n.inputs[0].size(0), C = n.inputs[0].size(1), N = ids.numel();
   Tensor gw = empty({V, C});
   float* pw = gw.data();
   zero_fill(pw, V * C);
   const Tensor gd = g.contiguous();  // backward runs under NoGradGuard: no node recorded
   const float* pg = gd.data();
-  const int64_t* ids = n.ids.data.data();
+  const int64_t* pid = ids.data.data();
   auto scatter = [&](int64_t c0, int64_t c1) {
     for (int64_t i = 0; i < N; ++i) {
-      float* dst = pw + ids[i] * C;
+      float* dst = pw + pid[i] * C;
       const float* src = pg + i * C;
       for (int64_t c = c0; c < c1; ++c) dst[c] += src[c];
     }
@@ -98,7 +102,8 @@ Tensor embedding(const Tensor& weight, const IntTensor& ids) {
   parallel_for(N, std::max<int64_t>(1, kThreadFloats / std::max<int64_t>(C, 1)), [&](int64_t i0, int64_t i1) {
     for (int64_t i = i0; i < i1; ++i) std::memcpy(po + i * C, pt + pid[i] * pitch, C * sizeof(float));
   });
-  if (Node* n = record(out, "embedding", embedding_backward, {weight})) n->ids = ids;
+  if (Node* n = record(out, "embedding", EMBER_BACKWARD(embedding_backward), {weight}))
+    n->set_args(EmbeddingArgs{.ids = ids});
   return out;
 }
 

@@ -41,9 +41,12 @@ Tensor gelu_and_grad_into(const Tensor& u, Tensor& gh, GeluApprox approx) {
 
 // With h = gelu(u) and y = h W^T + b over rows R:
 //   dW = dy^T h,  db = sum over rows of dy,  du = (dy W) * gelu'(u).
+struct GeluLinearArgs {
+  GeluApprox approx;
+};
 void gelu_linear_backward(Node& n, const Tensor& g, std::vector<Tensor>& gi) {
   const Tensor &u = n.inputs[0], &w = n.inputs[1];
-  const auto approx = static_cast<GeluApprox>(n.ints[0]);
+  const GeluApprox approx = n.args<GeluLinearArgs>().approx;
   const int64_t out_f = w.size(0), in = w.size(1), R = u.numel() / in;
   const Tensor g2 = g.reshape({R, out_f});
   if (n.needs_grad(2)) gi[2] = sum(g2, {0});
@@ -72,8 +75,8 @@ Tensor gelu_linear(const Tensor& u, const Tensor& weight, const Tensor& bias, Ge
     NoGradGuard no_grad;  // linear checks the shapes and names them in its errors
     out = linear(gelu(u, approx), weight, bias);
   }
-  if (Node* n = record(out, "gelu_linear", gelu_linear_backward, {u, weight, bias}))
-    n->ints = {static_cast<int64_t>(approx)};
+  if (Node* n = record(out, "gelu_linear", EMBER_BACKWARD(gelu_linear_backward), {u, weight, bias}))
+    n->set_args(GeluLinearArgs{.approx = approx});
   return out;
 }
 

@@ -60,7 +60,7 @@ Tensor masked_fill(const Tensor& a, const Tensor& mask, float value) {
               shape_str(mask.shape()), shape_str(a.shape()));
   Tensor out = map_binary("masked_fill", a, mask, [value](float x, float m) { return m != 0.0f ? value : x; });
   // The mask is saved, not an input: it gets no gradient, and a detached handle keeps no graph alive.
-  if (Node* n = record(out, "masked_fill", masked_fill_backward, {a})) n->saved = {mask.detach()};
+  if (Node* n = record(out, "masked_fill", EMBER_BACKWARD(masked_fill_backward), {a})) n->saved = {mask.detach()};
   return out;
 }
 
@@ -82,7 +82,7 @@ Tensor dropout(const Tensor& a, float p, bool training, Generator* gen) {
   const float scale = p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;
   const Tensor mask = keep_mask(a.shape(), p, scale, gen != nullptr ? *gen : default_generator());
   Tensor out = map_binary("dropout", a, mask, [](float x, float m) { return x * m; });
-  if (Node* n = record(out, "dropout", dropout_backward, {a})) n->saved = {mask};
+  if (Node* n = record(out, "dropout", EMBER_BACKWARD(dropout_backward), {a})) n->saved = {mask};
   return out;
 }
 

@@ -254,7 +254,7 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   shape.push_back(b.size(-1));
   Tensor out = empty(shape);
   product_into(out, a, b, batch);
-  record(out, "matmul", matmul_backward, {a, b});
+  record(out, "matmul", EMBER_BACKWARD(matmul_backward), {a, b});
   return out;
 }
 
@@ -342,7 +342,7 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
     check_blas_sizes("linear", {R, in, out_f, xm.ld, wt.ld});
     gemm(xm, wt, R, out_f, in, xm.data, wt.data, beta, po, out_f);
   }
-  record(out, "linear", linear_backward, {x, weight, bias});
+  record(out, "linear", EMBER_BACKWARD(linear_backward), {x, weight, bias});
   return out;
 }
 

@@ -207,7 +207,8 @@ Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, flo
     else
       norm_rows<false, false>(xc.data(), y.data(), w, b, rows, C, eps, mean.data(), rstd.data());
   }
-  if (Node* n = record(y, "layer_norm", layer_norm_backward, {x, weight, bias})) n->saved = {mean, rstd};
+  if (Node* n = record(y, "layer_norm", EMBER_BACKWARD(layer_norm_backward), {x, weight, bias}))
+    n->saved = {mean, rstd};
   return y;
 }
 

@@ -60,17 +60,33 @@ void sum_kernel(const Tensor& out, const Tensor& a) {
                           });
 }
 
+// Every input element feeds one output element with weight 1 (sum) or
+// 1/count (mean): g, viewed with the reduced dims as size 1, broadcasts back.
+struct SumArgs {
+  Shape keepdim_shape;  // the input's shape with the reduced dims set to 1
+};
 void sum_backward(Node& n, const Tensor& g, std::vector<Tensor>& gi) {
-  // g has the reduced shape; view it with size-1 dims and broadcast back.
-  const Shape keep(n.ints.begin(), n.ints.end());
-  gi[0] = g.reshape(keep).expand(n.inputs[0].shape()).contiguous();
-  if (n.reals.size() == 1) gi[0] = mul(gi[0], static_cast<float>(n.reals[0]));  // mean's 1/count
+  gi[0] = g.reshape(n.args<SumArgs>().keepdim_shape).expand(n.inputs[0].shape()).contiguous();
 }
 
+struct MeanArgs {
+  Shape keepdim_shape;  // as SumArgs
+  float inv_count;      // 1 / (input elements per output element)
+};
+void mean_backward(Node& n, const Tensor& g, std::vector<Tensor>& gi) {
+  const auto& a = n.args<MeanArgs>();
+  gi[0] = mul(g.reshape(a.keepdim_shape).expand(n.inputs[0].shape()).contiguous(), a.inv_count);
+}
+
+// Only the (first) maximum of each group receives its output's gradient.
+struct MaxArgs {
+  IntTensor argmax;  // per output element: the offset of its maximum in the contiguous input
+};
 void max_backward(Node& n, const Tensor& g, std::vector<Tensor>& gi) {
+  const IntTensor& argmax = n.args<MaxArgs>().argmax;
   gi[0] = zeros(n.inputs[0].shape());
   const Tensor gc = g.contiguous();
-  for (int64_t i = 0; i < n.ids.numel(); ++i) gi[0].data()[n.ids.data[i]] += gc.data()[i];
+  for (int64_t i = 0; i < argmax.numel(); ++i) gi[0].data()[argmax.data[i]] += gc.data()[i];
 }
 
 Tensor reduce_sum(const char* op, const Tensor& a, const std::vector<int64_t>& dims_in, bool keepdim, bool average) {
@@ -84,9 +100,11 @@ Tensor reduce_sum(const char* op, const Tensor& a, const std::vector<int64_t>& d
     for (int64_t i = 0; i < out.numel(); ++i) out.data()[i] *= inv;
   }
   if (!keepdim) out = Tensor(out).view(dropped_shape(a.shape(), dims));
-  if (Node* n = record(out, op, sum_backward, {a}, InputValues::Unused)) {
-    n->ints.assign(keep.begin(), keep.end());
-    if (average) n->reals = {1.0 / static_cast<double>(count)};
+  if (!average) {
+    if (Node* n = record(out, op, EMBER_BACKWARD(sum_backward), {a}, InputValues::Unused))
+      n->set_args(SumArgs{.keepdim_shape = keep});
+  } else if (Node* n = record(out, op, EMBER_BACKWARD(mean_backward), {a}, InputValues::Unused)) {
+    n->set_args(MeanArgs{.keepdim_shape = keep, .inv_count = static_cast<float>(1.0 / static_cast<double>(count))});
   }
   return out;
 }
@@ -129,7 +147,8 @@ Tensor max(const Tensor& a, const std::vector<int64_t>& dims_in, bool keepdim) {
                             }
                           });
   if (!keepdim) out = out.view(dropped_shape(a.shape(), dims));
-  if (Node* n = record(out, "max", max_backward, {a}, InputValues::Unused)) n->ids = std::move(arg);
+  if (Node* n = record(out, "max", EMBER_BACKWARD(max_backward), {a}, InputValues::Unused))
+    n->set_args(MaxArgs{.argmax = std::move(arg)});
   return out;
 }
 

@@ -55,12 +55,17 @@ void rotate_pairs(const float* x, float* out, const Shape& s, int64_t rotate, co
   });
 }
 
+struct RopeArgs {
+  int64_t rotate;  // how many leading groups rotate (rotate_groups with -1 resolved to G)
+  float base;
+};
 void rope_backward(Node& n, const Tensor& g_in, std::vector<Tensor>& gi) {
+  const auto& a = n.args<RopeArgs>();
   const Tensor g = g_in.contiguous();
   const Shape& s = n.inputs[0].shape();
-  const RopeTables tab = rope_tables(s[1], s[3], n.reals[0]);
+  const RopeTables tab = rope_tables(s[1], s[3], a.base);
   gi[0] = empty(s);
-  rotate_pairs(g.data(), gi[0].data(), s, n.ints[0], tab, -1.0f);
+  rotate_pairs(g.data(), gi[0].data(), s, a.rotate, tab, -1.0f);
 }
 
 }  // namespace
@@ -76,10 +81,8 @@ Tensor rope(const Tensor& x_in, int64_t rotate_groups, float base) {
   const RopeTables tab = rope_tables(x.size(1), x.size(3), base);
   Tensor out = empty(x.shape());
   rotate_pairs(x.data(), out.data(), x.shape(), rotate, tab, 1.0f);
-  if (Node* n = record(out, "rope", rope_backward, {x_in})) {
-    n->ints = {rotate};
-    n->reals = {base};
-  }
+  if (Node* n = record(out, "rope", EMBER_BACKWARD(rope_backward), {x_in}))
+    n->set_args(RopeArgs{.rotate = rotate, .base = base});
   return out;
 }
 

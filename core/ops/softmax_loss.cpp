@@ -137,13 +137,17 @@ void softmax_grad_cols(const float* y, const float* g, float* gx, int64_t n, int
   }
 }
 
-// Shared by both backwards: saved[0] is the output (detached), ints[0] the dim.
+// Shared by both ops; their nodes keep the output (detached) in saved[0].
+struct SoftmaxArgs {
+  int64_t dim;  // wrapped (non-negative)
+};
+
 void softmax_grad(Node& node, const Tensor& g_in, std::vector<Tensor>& gi, bool log) {
   const Tensor& y = node.saved[0];
   const Tensor g = g_in.contiguous();
   Tensor gx = empty(y.shape());
   if (y.numel() > 0) {
-    const Layout l = layout_of(y.shape(), node.ints[0]);
+    const Layout l = layout_of(y.shape(), node.args<SoftmaxArgs>().dim);
     const float *py = y.data(), *pg = g.data();
     float* pgx = gx.data();
     for_each_slice(
@@ -156,7 +160,7 @@ void softmax_grad(Node& node, const Tensor& g_in, std::vector<Tensor>& gi, bool 
 void softmax_backward(Node& n, const Tensor& g, std::vector<Tensor>& gi) { softmax_grad(n, g, gi, false); }
 void log_softmax_backward(Node& n, const Tensor& g, std::vector<Tensor>& gi) { softmax_grad(n, g, gi, true); }
 
-Tensor softmax_forward(const char* op, BackwardFn backward, const Tensor& a, int64_t dim_in, bool log) {
+Tensor softmax_forward(const char* op, Backward backward, const Tensor& a, int64_t dim_in, bool log) {
   const int64_t dim = wrap_dim(dim_in, a.dim(), op);
   const Tensor x = a.contiguous();
   Tensor y = empty(a.shape());
@@ -170,7 +174,7 @@ Tensor softmax_forward(const char* op, BackwardFn backward, const Tensor& a, int
   }
   if (Node* n = record(y, op, backward, {a})) {
     n->saved = {y.detach()};
-    n->ints = {dim};
+    n->set_args(SoftmaxArgs{.dim = dim});
   }
   return y;
 }
@@ -202,15 +206,21 @@ int64_t check_targets(const Tensor& logits, const IntTensor& targets, int64_t ig
 //   d loss / d x_rj = (softmax_rj - [j == t_r]) / count,
 // and zero for ignored rows. Forward kept only lse_r, so softmax_rj = exp(x_rj - lse_r)
 // is recomputed here instead of storing a [rows, V] probability tensor.
+struct CrossEntropyArgs {
+  IntTensor targets;
+  int64_t ignore_index;
+  int64_t count;  // targets that are not ignore_index: the mean's denominator
+};
 void cross_entropy_backward(Node& n, const Tensor& g, std::vector<Tensor>& gi) {
+  const auto& a = n.args<CrossEntropyArgs>();
   const Tensor x = n.inputs[0].contiguous();
-  const int64_t ignore_index = n.ints[0], count = n.ints[1];
-  const int64_t V = x.size(-1), rows = n.ids.numel();
+  const int64_t ignore_index = a.ignore_index, count = a.count;
+  const int64_t V = x.size(-1), rows = a.targets.numel();
   const float scale = count > 0 ? g.item() / static_cast<float>(count) : 0.0f;
   Tensor gx = empty(x.shape());
   const float *px = x.data(), *lse = n.saved[0].data();
   float* pg = gx.data();
-  const int64_t* targets = n.ids.data.data();
+  const int64_t* targets = a.targets.data.data();
   parallel_for(rows, grain_for(V), [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) {
       float* o = pg + r * V;
@@ -229,10 +239,12 @@ void cross_entropy_backward(Node& n, const Tensor& g, std::vector<Tensor>& gi) {
 
 }  // namespace
 
-Tensor softmax(const Tensor& a, int64_t dim) { return softmax_forward("softmax", softmax_backward, a, dim, false); }
+Tensor softmax(const Tensor& a, int64_t dim) {
+  return softmax_forward("softmax", EMBER_BACKWARD(softmax_backward), a, dim, false);
+}
 
 Tensor log_softmax(const Tensor& a, int64_t dim) {
-  return softmax_forward("log_softmax", log_softmax_backward, a, dim, true);
+  return softmax_forward("log_softmax", EMBER_BACKWARD(log_softmax_backward), a, dim, true);
 }
 
 Tensor cross_entropy(const Tensor& logits, const IntTensor& targets, int64_t ignore_index) {
@@ -259,10 +271,9 @@ Tensor cross_entropy(const Tensor& logits, const IntTensor& targets, int64_t ign
   for (int64_t r = 0; r < rows; ++r) total += ploss[r];
   // No counted target gives 0/0 = NaN, as PyTorch does.
   Tensor out = scalar_tensor(static_cast<float>(total / static_cast<double>(count)));
-  if (Node* n = record(out, "cross_entropy", cross_entropy_backward, {logits})) {
+  if (Node* n = record(out, "cross_entropy", EMBER_BACKWARD(cross_entropy_backward), {logits})) {
     n->saved = {lse};
-    n->ids = targets;
-    n->ints = {ignore_index, count};
+    n->set_args(CrossEntropyArgs{.targets = targets, .ignore_index = ignore_index, .count = count});
   }
   return out;
 }

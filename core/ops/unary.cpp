@@ -17,8 +17,11 @@ using detail::map_unary;
 // output as saved[0] (detached, so the node does not own its own output).
 // d(x^p)/dx = p x^(p-1); for p = 0 the output is constant, and the formula
 // would give 0 * inf = NaN at x = 0 where PyTorch gives 0.
+struct PowArgs {
+  float p;  // the exponent
+};
 void pow_backward(Node& n, const Tensor& g, std::vector<Tensor>& gi) {
-  const float p = static_cast<float>(n.reals[0]);
+  const float p = n.args<PowArgs>().p;
   if (p == 0.0f) {
     gi[0] = zeros(n.inputs[0].shape());
     return;
@@ -41,15 +44,18 @@ void relu_backward(Node& n, const Tensor& g, std::vector<Tensor>& gi) {
   gi[0] = map_binary("relu", g, n.inputs[0], [](float gv, float x) { return x > 0.0f ? gv : 0.0f; });
 }
 
+struct GeluArgs {
+  GeluApprox approx;
+};
 void gelu_backward(Node& n, const Tensor& g, std::vector<Tensor>& gi) {
-  if (n.ints[0] == static_cast<int64_t>(GeluApprox::Tanh))
+  if (n.args<GeluArgs>().approx == GeluApprox::Tanh)
     gi[0] = map_binary("gelu", g, n.inputs[0], [](float gv, float x) { return gv * detail::gelu_tanh_grad(x); });
   else
     gi[0] = map_binary("gelu", g, n.inputs[0], [](float gv, float x) { return gv * detail::gelu_exact_grad(x); });
 }
 
 // Records `op` on out; `keep_output` saves a detached handle to the result.
-Tensor finish(Tensor out, const char* op, BackwardFn backward, const Tensor& a, bool keep_output) {
+Tensor finish(Tensor out, const char* op, Backward backward, const Tensor& a, bool keep_output) {
   if (Node* n = record(out, op, backward, {a}); n && keep_output) n->saved = {out.detach()};
   return out;
 }
@@ -58,29 +64,30 @@ Tensor finish(Tensor out, const char* op, BackwardFn backward, const Tensor& a, 
 
 Tensor pow(const Tensor& a, float p) {
   Tensor out = map_unary(a, [p](float x) { return std::pow(x, p); });
-  if (Node* n = record(out, "pow", pow_backward, {a})) n->reals = {p};
+  if (Node* n = record(out, "pow", EMBER_BACKWARD(pow_backward), {a})) n->set_args(PowArgs{.p = p});
   return out;
 }
 Tensor exp(const Tensor& a) {
-  return finish(map_unary(a, [](float x) { return std::exp(x); }), "exp", exp_backward, a, true);
+  return finish(map_unary(a, [](float x) { return std::exp(x); }), "exp", EMBER_BACKWARD(exp_backward), a, true);
 }
 Tensor log(const Tensor& a) {
-  return finish(map_unary(a, [](float x) { return std::log(x); }), "log", log_backward, a, false);
+  return finish(map_unary(a, [](float x) { return std::log(x); }), "log", EMBER_BACKWARD(log_backward), a, false);
 }
 Tensor sqrt(const Tensor& a) {
-  return finish(map_unary(a, [](float x) { return std::sqrt(x); }), "sqrt", sqrt_backward, a, true);
+  return finish(map_unary(a, [](float x) { return std::sqrt(x); }), "sqrt", EMBER_BACKWARD(sqrt_backward), a, true);
 }
 Tensor tanh(const Tensor& a) {
-  return finish(map_unary(a, [](float x) { return std::tanh(x); }), "tanh", tanh_backward, a, true);
+  return finish(map_unary(a, [](float x) { return std::tanh(x); }), "tanh", EMBER_BACKWARD(tanh_backward), a, true);
 }
 Tensor relu(const Tensor& a) {
-  return finish(map_unary(a, [](float x) { return x > 0.0f ? x : 0.0f; }), "relu", relu_backward, a, false);
+  return finish(map_unary(a, [](float x) { return x > 0.0f ? x : 0.0f; }), "relu", EMBER_BACKWARD(relu_backward), a,
+                false);
 }
 Tensor gelu(const Tensor& a, GeluApprox approx) {
   // Lambdas, not function pointers, so the kernel inlines and vectorises.
   Tensor out = approx == GeluApprox::Tanh ? map_unary(a, [](float x) { return detail::gelu_tanh(x); })
                                           : map_unary(a, [](float x) { return detail::gelu_exact(x); });
-  if (Node* n = record(out, "gelu", gelu_backward, {a})) n->ints = {static_cast<int64_t>(approx)};
+  if (Node* n = record(out, "gelu", EMBER_BACKWARD(gelu_backward), {a})) n->set_args(GeluArgs{.approx = approx});
   return out;
 }
 

@@ -71,21 +71,44 @@ Shape infer_shape(const char* op, const Shape& from, Shape shape) {
   return shape;
 }
 
-void reshape_backward(Node& n, const Tensor& g, std::vector<Tensor>& gi) { gi[0] = g.reshape(n.inputs[0].shape()); }
+// view, unsqueeze and squeeze keep the elements and their order: the gradient
+// only takes the input's shape back.
+void view_backward(Node& n, const Tensor& g, std::vector<Tensor>& gi) { gi[0] = g.reshape(n.inputs[0].shape()); }
+void unsqueeze_backward(Node& n, const Tensor& g, std::vector<Tensor>& gi) { gi[0] = g.reshape(n.inputs[0].shape()); }
+void squeeze_backward(Node& n, const Tensor& g, std::vector<Tensor>& gi) { gi[0] = g.reshape(n.inputs[0].shape()); }
+
+// Swapping the same two dims again undoes a transpose.
+struct TransposeArgs {
+  int64_t dim0, dim1;  // wrapped (non-negative)
+};
 void transpose_backward(Node& n, const Tensor& g, std::vector<Tensor>& gi) {
-  gi[0] = g.transpose(n.ints[0], n.ints[1]);
+  const auto& a = n.args<TransposeArgs>();
+  gi[0] = g.transpose(a.dim0, a.dim1);
 }
+
+// Output dim i is input dim order[i], so the inverse permutation sends it back.
+struct PermuteArgs {
+  Shape order;  // wrapped (non-negative)
+};
 void permute_backward(Node& n, const Tensor& g, std::vector<Tensor>& gi) {
-  Shape inverse(n.ints.size());
-  for (size_t i = 0; i < n.ints.size(); ++i) inverse[n.ints[i]] = static_cast<int64_t>(i);
+  const Shape& order = n.args<PermuteArgs>().order;
+  Shape inverse(order.size());
+  for (size_t i = 0; i < order.size(); ++i) inverse[order[i]] = static_cast<int64_t>(i);
   gi[0] = g.permute(inverse);
 }
+
+// The slice's gradient lands in the same slice of a zero tensor (the length is g's size).
+struct NarrowArgs {
+  int64_t dim, start;  // dim wrapped (non-negative)
+};
 void narrow_backward(Node& n, const Tensor& g, std::vector<Tensor>& gi) {
+  const auto& a = n.args<NarrowArgs>();
   gi[0] = zeros(n.inputs[0].shape());
-  detail::copy_into(gi[0].narrow(n.ints[0], n.ints[1], g.size(n.ints[0])), g);
+  detail::copy_into(gi[0].narrow(a.dim, a.start, g.size(a.dim)), g);
 }
+
 void expand_backward(Node& n, const Tensor& g, std::vector<Tensor>& gi) { gi[0] = sum_to(g, n.inputs[0].shape()); }
-void identity_backward(Node&, const Tensor& g, std::vector<Tensor>& gi) { gi[0] = g; }
+void clone_backward(Node&, const Tensor& g, std::vector<Tensor>& gi) { gi[0] = g; }
 
 }  // namespace
 
@@ -96,7 +119,7 @@ Tensor Tensor::view(const Shape& shape_in) const {
               "view: a tensor of shape {} with strides {} cannot be viewed as {} without a copy; use reshape()",
               shape_str(shape()), shape_str(strides()), shape_str(s));
   Tensor out = make_view(*this, s, *strides_for_view, offset());
-  record(out, "view", reshape_backward, {*this});
+  record(out, "view", EMBER_BACKWARD(view_backward), {*this});
   return out;
 }
 
@@ -114,7 +137,8 @@ Tensor Tensor::transpose(int64_t d0, int64_t d1) const {
   std::swap(s[d0], s[d1]);
   std::swap(st[d0], st[d1]);
   Tensor out = make_view(*this, s, st, offset());
-  if (Node* n = record(out, "transpose", transpose_backward, {*this})) n->ints = {d0, d1};
+  if (Node* n = record(out, "transpose", EMBER_BACKWARD(transpose_backward), {*this}))
+    n->set_args(TransposeArgs{.dim0 = d0, .dim1 = d1});
   return out;
 }
 
@@ -131,7 +155,8 @@ Tensor Tensor::permute(const Shape& order) const {
     st[i] = strides()[wrapped[i]];
   }
   Tensor out = make_view(*this, s, st, offset());
-  if (Node* n = record(out, "permute", permute_backward, {*this})) n->ints = wrapped;
+  if (Node* n = record(out, "permute", EMBER_BACKWARD(permute_backward), {*this}))
+    n->set_args(PermuteArgs{.order = std::move(wrapped)});
   return out;
 }
 
@@ -143,7 +168,8 @@ Tensor Tensor::narrow(int64_t d, int64_t start, int64_t length) const {
   Shape s = shape();
   s[d] = length;
   Tensor out = make_view(*this, s, strides(), offset() + start * strides()[d]);
-  if (Node* n = record(out, "narrow", narrow_backward, {*this})) n->ints = {d, start};
+  if (Node* n = record(out, "narrow", EMBER_BACKWARD(narrow_backward), {*this}))
+    n->set_args(NarrowArgs{.dim = d, .start = start});
   return out;
 }
 
@@ -155,7 +181,7 @@ Tensor Tensor::unsqueeze(int64_t d) const {
   s.insert(s.begin() + d, 1);
   st.insert(st.begin() + d, stride);
   Tensor out = make_view(*this, s, st, offset());
-  record(out, "unsqueeze", reshape_backward, {*this});
+  record(out, "unsqueeze", EMBER_BACKWARD(unsqueeze_backward), {*this});
   return out;
 }
 
@@ -167,7 +193,7 @@ Tensor Tensor::squeeze(int64_t d) const {
   s.erase(s.begin() + d);
   st.erase(st.begin() + d);
   Tensor out = make_view(*this, s, st, offset());
-  record(out, "squeeze", reshape_backward, {*this});
+  record(out, "squeeze", EMBER_BACKWARD(squeeze_backward), {*this});
   return out;
 }
 
@@ -183,7 +209,7 @@ Tensor Tensor::expand(const Shape& shape_in) const {
                 shape_str(shape()), shape_str(shape_in), i, have, s[i]);
   }
   Tensor out = make_view(*this, s, detail::broadcast_strides(*this, s), offset());
-  record(out, "expand", expand_backward, {*this});
+  record(out, "expand", EMBER_BACKWARD(expand_backward), {*this});
   return out;
 }
 
@@ -195,17 +221,22 @@ Tensor Tensor::contiguous() const {
 Tensor Tensor::clone() const {
   Tensor out = empty(shape());
   detail::copy_into(out, *this);
-  record(out, "clone", identity_backward, {*this});
+  record(out, "clone", EMBER_BACKWARD(clone_backward), {*this});
   return out;
 }
 
 namespace {
 
+// Each input's gradient is its own slice of g along the cat dim.
+struct CatArgs {
+  int64_t dim;  // wrapped (non-negative)
+};
 void cat_backward(Node& n, const Tensor& g, std::vector<Tensor>& gi) {
+  const int64_t dim = n.args<CatArgs>().dim;
   int64_t start = 0;
   for (size_t i = 0; i < n.inputs.size(); ++i) {
-    const int64_t len = n.inputs[i].size(n.ints[0]);
-    if (n.needs_grad(i)) gi[i] = g.narrow(n.ints[0], start, len);
+    const int64_t len = n.inputs[i].size(dim);
+    if (n.needs_grad(i)) gi[i] = g.narrow(dim, start, len);
     start += len;
   }
 }
@@ -234,7 +265,7 @@ Tensor cat(const std::vector<Tensor>& tensors, int64_t dim) {
     detail::copy_into(slice, t);
     start += t.size(dim);
   }
-  if (Node* n = record(out, "cat", cat_backward, tensors)) n->ints = {dim};
+  if (Node* n = record(out, "cat", EMBER_BACKWARD(cat_backward), tensors)) n->set_args(CatArgs{.dim = dim});
   return out;
 }
 

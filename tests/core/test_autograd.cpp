@@ -54,7 +54,7 @@ constexpr int kChain = 10000;
 void broken_backward(Node&, const Tensor&, std::vector<Tensor>& gi) { gi[0] = ones({1}); }
 Tensor broken_op(const Tensor& a) {
   Tensor out = a.detach().clone();
-  record(out, "broken", broken_backward, {a});
+  record(out, "broken", EMBER_BACKWARD(broken_backward), {a});
   return out;
 }
 

@@ -113,6 +113,12 @@ def compare_with_ember(build, what, model, ckpt, text_path, ids, dump_path):
            f"{x.size(0)} windows (rel {rel:.2e}, tol {TOL:g}; ln V = {math.log(model.config.vocab_size):.4f})")
 
 
+def newest_checkpoint(run_dir):
+    """The checkpoint directory a run directory's `latest` file names."""
+    with open(os.path.join(run_dir, "latest"), encoding="utf-8") as f:
+        return os.path.join(run_dir, f.read().strip())
+
+
 def ember_to_torch(build, tmp, text_path, text):
     """Train with build/gpt, load the directory into model.py's GPT (strict)."""
     cases = [("learned", ["--tie-weights", "--bias"]),
@@ -127,6 +133,7 @@ def ember_to_torch(build, tmp, text_path, text):
         if r.returncode != 0:
             report(False, f"{what}: gpt train", f"exit {r.returncode}, stderr: {r.stderr.strip()}")
             continue
+        ckpt = newest_checkpoint(ckpt)
         with open(os.path.join(ckpt, "config.json"), encoding="utf-8") as f:
             cfg = GPTConfig(**json.load(f))
         with open(os.path.join(ckpt, "tokenizer.json"), encoding="utf-8") as f:

@@ -5,7 +5,9 @@ Format: 8-byte little-endian header length N, then N bytes of JSON header
 then the raw little-endian tensor bytes (offsets are relative to the byte after
 the header). Writing is deterministic: keys sorted, compact JSON (no spaces),
 header padded with spaces to a multiple of 8 bytes, tensor data laid out in key
-order. So regenerating the same tensors gives a byte-identical file.
+order. So regenerating the same tensors gives a byte-identical file. The writer
+stores the CRC-32 of the data section in the metadata as "data_crc32" (8 hex
+digits), as ember's writer does; the reader checks it when present.
 
 Works on plain (dtype, shape, bytes) triples; torch helpers are at the bottom
 and import torch lazily, so the core reader needs only the standard library.
@@ -13,6 +15,7 @@ and import torch lazily, so the core reader needs only the standard library.
 import json
 import struct
 import sys
+import zlib
 
 # safetensors dtype name -> (struct format char, item size in bytes)
 DTYPES = {
@@ -22,6 +25,9 @@ DTYPES = {
     "I32": ("i", 4),
     "U8": ("B", 1),
 }
+
+
+CHECKSUM_KEY = "data_crc32"
 
 
 def _numel(shape):
@@ -49,11 +55,15 @@ def write_raw(path, tensors, metadata=None):
                         "data_offsets": [offset, offset + len(data)]}
         chunks.append(data)
         offset += len(data)
-    if metadata:
-        for k, v in metadata.items():
-            if not isinstance(k, str) or not isinstance(v, str):
-                raise ValueError(f"metadata must map str to str, got {k!r}: {v!r}")
-        header["__metadata__"] = dict(metadata)
+    metadata = dict(metadata or {})
+    for k, v in metadata.items():
+        if not isinstance(k, str) or not isinstance(v, str):
+            raise ValueError(f"metadata must map str to str, got {k!r}: {v!r}")
+    crc = 0
+    for c in chunks:
+        crc = zlib.crc32(c, crc)
+    metadata[CHECKSUM_KEY] = f"{crc:08x}"
+    header["__metadata__"] = metadata
     text = json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     raw = text.encode("utf-8")
     raw += b" " * ((8 - len(raw) % 8) % 8)
@@ -85,6 +95,8 @@ def read_raw(path):
         if end - begin != _numel(shape) * DTYPES[dtype][1] or base + end > len(blob):
             raise ValueError(f"{name}: bad data_offsets {begin}..{end}")
         out[name] = (dtype, shape, blob[base + begin:base + end])
+    if CHECKSUM_KEY in metadata and int(metadata[CHECKSUM_KEY], 16) != zlib.crc32(blob[base:]):
+        raise ValueError(f"{path}: the data does not match its {CHECKSUM_KEY}: the file is damaged")
     return out, metadata
 
 

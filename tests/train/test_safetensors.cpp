@@ -101,7 +101,9 @@ TEST_CASE("safetensors: save then load gives back every tensor bit-exactly") {
   CHECK(g.int_tensors.size() == 1);
   CHECK(g.ints("ids").shape == Shape{2, 2});
   CHECK(g.ints("ids").data == std::vector<int64_t>{0, -1, INT64_MAX, INT64_MIN});
-  CHECK(g.metadata == f.metadata);
+  std::map<std::string, std::string> with_checksum = f.metadata;
+  with_checksum["data_crc32"] = g.metadata.at("data_crc32");  // its value is checked against zlib's below
+  CHECK(g.metadata == with_checksum);
   CHECK_FALSE(g.tensor("w").requires_grad());
 }
 
@@ -112,9 +114,11 @@ TEST_CASE("safetensors: the header is the Python writer's: sorted, compact, spac
   f.int_tensors["a"] = IntTensor({2}, {7, -1});
   f.metadata["k"] = "v";
   save_safetensors(dir / "x.safetensors", f);
-  // From safetensors_io.write_raw on the same tensors: 103 bytes of JSON + 1 space.
-  const std::string header = R"({"__metadata__":{"k":"v"},"a":{"data_offsets":[0,16],"dtype":"I64","shape":[2]},)"
-                             R"("b":{"data_offsets":[16,20],"dtype":"F32","shape":[1]}} )";
+  // From safetensors_io.write_raw on the same tensors: 159 bytes of JSON + 1
+  // space; data_crc32 is Python's zlib.crc32 of the 20 data bytes.
+  const std::string header =
+      R"({"__metadata__":{"data_crc32":"7d83916e","k":"v"},"a":{"data_offsets":[0,16],"dtype":"I64","shape":[2]},)"
+      R"("b":{"data_offsets":[16,20],"dtype":"F32","shape":[1]}} )";
   REQUIRE(header.size() % 8 == 0);
   const std::string expected =
       raw_file(header, bytes_of(std::vector<int64_t>{7, -1}) + bytes_of(std::vector<float>{1}));
@@ -373,8 +377,62 @@ TEST_CASE("safetensors: corrupted bytes anywhere in a file give an Error or vali
     for (int k = 0; k < flips; ++k) bytes[rng() % bytes.size()] = static_cast<char>(rng() % 256);
     try_load(bytes);
   }
-  // Seeded, so the counts are fixed (525 errors, 50 loads); the bounds only
-  // prove that both paths were exercised.
-  CHECK(errors > 200);  // the 71 truncations plus most header hits
-  CHECK(loads > 20);    // flips that land in the data section still load
+  // Seeded, so the counts are fixed; the bounds only prove that both paths
+  // were exercised. Flips in the data section fail the checksum now, so the
+  // files that still load are those whose flips rewrote a metadata string.
+  CHECK(errors > 500);  // the 71 truncations plus nearly every flip
+  CHECK(loads >= 1);
+}
+
+TEST_CASE("safetensors: a changed byte anywhere in the data section is reported as damage") {
+  TempDir dir;
+  const std::string good_path = dir / "good.safetensors", p = dir / "bad.safetensors";
+  save_safetensors(good_path, sample_file());
+  const std::string good = read_bytes(good_path);
+  uint64_t header_bytes = 0;
+  std::memcpy(&header_bytes, good.data(), 8);
+  int reported = 0, tried = 0;
+  for (size_t i = 8 + header_bytes; i < good.size(); ++i, ++tried) {
+    std::string bytes = good;
+    bytes[i] = static_cast<char>(bytes[i] ^ (1 << (i % 8)));  // one bit
+    write_bytes(p, bytes);
+    try {
+      load_safetensors(p);
+    } catch (const Error& e) {
+      reported += std::string(e.what()).find("does not match its checksum") != std::string::npos;
+    }
+  }
+  CHECK(tried == 4 * (6 + 3 + 1 + 6) + 8 * 4);  // every data byte of sample_file
+  CHECK(reported == tried);
+}
+
+TEST_CASE("safetensors: tensor byte ranges must tile the data section") {
+  TempDir dir;
+  const std::string p = dir / "bad.safetensors";
+  auto load_error = [&](const std::string& header, const std::string& data) {
+    write_bytes(p, raw_file(header, data));
+    return error_of_load(p);
+  };
+  const std::string eight(8, 'x');
+  // Two tensors on the same 4 bytes: overlap.
+  CHECK(load_error(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"b":{"dtype":"F32","shape":[1],)"
+                   R"("data_offsets":[0,4]}})",
+                   eight)
+            .find("tensor 'b' at bytes [0, 4] overlaps tensor 'a' at [0, 4]") != std::string::npos);
+  // A gap before the second tensor.
+  CHECK(load_error(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"b":{"dtype":"F32","shape":[0],)"
+                   R"("data_offsets":[8,8]}})",
+                   eight)
+            .find("bytes [4, 8) of the data section belong to no tensor (before 'b')") != std::string::npos);
+  // Bytes after the last tensor.
+  CHECK(load_error(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})", eight)
+            .find("4 trailing bytes after the last tensor (data section 8 bytes)") != std::string::npos);
+  // Ranges listed out of order but tiling exactly are fine (JSON keys carry no
+  // order), and a file without data_crc32 (another writer's) loads unchecked.
+  CHECK(load_error(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]},"b":{"dtype":"F32","shape":[1],)"
+                   R"("data_offsets":[0,4]}})",
+                   eight) == "");
+  // A malformed checksum entry.
+  CHECK(load_error(R"({"__metadata__":{"data_crc32":"XYZ"}})", "") ==
+        "safetensors: " + p + ": __metadata__ data_crc32 is 'XYZ'; expected 8 lowercase hex digits");
 }

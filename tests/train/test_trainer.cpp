@@ -87,8 +87,9 @@ TEST_CASE("default corpus: deterministic text with the promised size") {
 TEST_CASE("checkpoint: save then load gives identical logits and the same tokenizer") {
   TempDir dir("ckpt");
   const TrainResult r = train(tiny_run(dir.str(), 3));
-  CHECK(fs::exists(dir.str("model.safetensors")));
-  CHECK(fs::exists(dir.str("optimizer.safetensors")));
+  CHECK(r.checkpoint == dir.str("ckpt-000003"));
+  CHECK(fs::exists(dir.str("ckpt-000003/model.safetensors")));
+  CHECK(fs::exists(dir.str("ckpt-000003/optimizer.safetensors")));
   LoadedModel a = load_model(dir.str()), b = load_model(dir.str());
   const IntTensor ids({2, 5}, {1, 2, 3, 4, 5, 6, 7, 8, 9, 10});
   a.model->eval();
@@ -97,7 +98,7 @@ TEST_CASE("checkpoint: save then load gives identical logits and the same tokeni
   CHECK(a.tokenizer->encode("the fox") == b.tokenizer->encode("the fox"));
   CHECK(r.losses.size() == 3);
   // A config.json that is not JSON gives one clear error naming the file.
-  std::ofstream(dir.str("config.json")) << "{ not json";
+  std::ofstream(dir.str("ckpt-000003/config.json")) << "{ not json";
   CHECK_THROWS_WITH_AS(load_model(dir.str()), doctest::Contains("config.json' is not valid JSON"), Error);
 }
 
@@ -110,10 +111,10 @@ TEST_CASE("resume: losses after resuming equal an uninterrupted run's, to the la
       CAPTURE(stop);
       TempDir a("resume_a"), b("resume_b");
       TrainConfig full_cfg = tiny_run(a.str(), 12), half_cfg = tiny_run(b.str(), stop);
-      full_cfg.rng = half_cfg.rng = rng;
+      full_cfg.rng = half_cfg.rng = parse_rng_kind(rng);
       const TrainResult full = train(full_cfg);
       train(half_cfg);  // stops (and checkpoints) at step `stop`
-      const TrainResult rest = resume(b.str(), 12, true);
+      const TrainResult rest = resume(b.str(), {.max_iters = 12, .quiet = true});
       REQUIRE(full.losses.size() == 12);
       REQUIRE(static_cast<int64_t>(rest.losses.size()) == 12 - stop);
       for (int64_t i = 0; i < 12 - stop; ++i) CHECK(rest.losses[i] == full.losses[stop + i]);  // exact equality
@@ -150,7 +151,7 @@ TEST_CASE("train: rng nanogpt replays PyTorch running nanoGPT's loop on the same
   c.warmup_iters = 2;
   c.lr_decay_iters = 6;
   c.seed = 1337;
-  c.rng = "nanogpt";
+  c.rng = RngKind::Nanogpt;
   c.quiet = true;
   const TrainResult r = train(c);
   const SafetensorsFile want = load_safetensors("tests/reference/data/trainer_nanogpt.safetensors");
@@ -178,12 +179,12 @@ TEST_CASE("train: rng nanogpt replays PyTorch running nanoGPT's loop on the same
 TEST_CASE("resume: a torn checkpoint (files from different steps) is refused") {
   TempDir a("torn");
   train(tiny_run(a.str(), 3));
-  const std::string saved = a.str("trainer.json");
+  const std::string saved = a.str("ckpt-000003/trainer.json");
   std::ifstream in(saved);
   std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   text.replace(text.find("\"step\": 3"), 9, "\"step\": 4");
   std::ofstream(saved) << text;
-  CHECK_THROWS_WITH_AS(resume(a.str(), 6, true), doctest::Contains("is torn"), Error);
+  CHECK_THROWS_WITH_AS(resume(a.str(), {.max_iters = 6, .quiet = true}), doctest::Contains("is torn"), Error);
 }
 
 TEST_CASE("sample: seeded sampling is deterministic and top-k 1 is greedy") {
@@ -228,4 +229,30 @@ TEST_CASE("position_ablation: evaluates zeroed and shuffled tables, then restore
   GPT no_table(rope);
   CHECK_THROWS_WITH_AS(position_ablation(no_table, val, 1),
                        "ablation: the model has no learned positional table (pos is rope)", Error);
+}
+
+TEST_CASE("eval windows: every target is the next token, and gpt eval's loss is the mean over those windows") {
+  std::vector<int32_t> data(61);
+  for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<int32_t>((i * 5 + 3) % 13);
+  const int64_t T = 8;
+  const std::vector<Batch> batches = sequential_batches(data, 3, T);  // (61 - 1) / 8 = 7 windows: 3 + 3 + 1
+  REQUIRE(batches.size() == 3);
+  int64_t window = 0;
+  for (const Batch& b : batches)
+    for (int64_t r = 0; r < b.x.size(0); ++r, ++window)
+      for (int64_t t = 0; t < T; ++t) {
+        CHECK(b.x.data[r * T + t] == data[window * T + t]);
+        CHECK(b.y.data[r * T + t] == data[window * T + t + 1]);
+      }
+  CHECK(window == 7);
+  // sequential_loss: the token-weighted mean of each window's loss, each computed on its own.
+  GPT model(ember::testing::tiny_gpt(13, 1), 2);
+  model.eval();
+  double total = 0.0;
+  for (int64_t w = 0; w < 7; ++w) {
+    std::vector<int64_t> x(data.begin() + w * T, data.begin() + w * T + T);
+    std::vector<int64_t> y(data.begin() + w * T + 1, data.begin() + w * T + T + 1);
+    total += model.loss(model.forward(IntTensor({1, T}, x)), IntTensor({1, T}, y)).item();
+  }
+  CHECK(sequential_loss(model, data, 3) == doctest::Approx(total / 7).epsilon(1e-6));
 }

@@ -10,7 +10,7 @@
 
 #include "nn/gpt.h"
 #include "train/safetensors.h"
-#include "train/torch_rng.h"
+#include "train/random_stream.h"
 
 using namespace ember;
 
