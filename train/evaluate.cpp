@@ -86,10 +86,6 @@ PositionAblation position_ablation(GPT& model, const std::vector<int32_t>& val_a
   return r;
 }
 
-namespace {
-
-// Index drawn from the categorical distribution softmax(logits / temperature)
-// over the top_k largest logits.
 int32_t sample_token(const float* logits, int64_t V, double temperature, int64_t top_k, Generator& gen) {
   std::vector<int32_t> order(static_cast<size_t>(V));
   std::iota(order.begin(), order.end(), 0);
@@ -107,6 +103,8 @@ int32_t sample_token(const float* logits, int64_t V, double temperature, int64_t
     if ((u -= p[i]) < 0.0) return order[i];
   return order[k - 1];
 }
+
+namespace {
 
 // nanoGPT's sample.py: a full forward over the last block_size tokens for
 // every new token, keeping the last position's logits.

@@ -27,6 +27,11 @@ struct PositionAblation {
 PositionAblation position_ablation(GPT& model, const std::vector<int32_t>& val, uint64_t seed,
                                    int64_t max_blocks = 512);
 
+// One token id drawn from softmax(logits / temperature) over the top_k
+// largest of the V logits (top_k <= 0: all; ties keep the lower id first, so
+// top_k = 1 is a deterministic argmax). One uniform draw from gen unless top_k is 1.
+int32_t sample_token(const float* logits, int64_t V, double temperature, int64_t top_k, Generator& gen);
+
 // Called with each token as generate() samples it, so a caller can print
 // tokens as they come: a plain function and a context pointer. Returning
 // false stops generation there (say, the reader closed the pipe); generate

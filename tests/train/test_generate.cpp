@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <cmath>
 
 #include "core/autograd.h"
 #include "tests/nn/tiny_gpt.h"
@@ -124,4 +125,44 @@ TEST_CASE("generate: the callback sees each new token in order and can stop gene
     CHECK(generate(*m, {2}, 12, o, gen2) == std::vector<int32_t>(out.begin(), out.begin() + 6));
   }
   CHECK(m->is_training());  // generate restores the mode it found
+}
+
+TEST_CASE("sample_token: only the top-k ids are drawn, each as often as softmax(logits / temperature) says") {
+  const std::vector<float> logits = {2.0f, 1.0f, 0.5f, 0.0f, -1.0f, 3.0f, 1.0f};
+  struct Setting {
+    double temperature;
+    int64_t top_k;
+    std::vector<int32_t> allowed;  // the top_k ids by logit, ties to the lower id
+  };
+  for (const Setting& s : {Setting{0.5, 3, {5, 0, 1}}, Setting{2.0, 0, {0, 1, 2, 3, 4, 5, 6}},
+                           Setting{1.0, 4, {5, 0, 1, 6}}}) {
+    CAPTURE(s.temperature);
+    CAPTURE(s.top_k);
+    // Expected probabilities, written out: exp(l / T) over the allowed ids.
+    std::vector<double> want(logits.size(), 0.0);
+    double total = 0.0;
+    for (int32_t id : s.allowed) total += want[id] = std::exp(logits[id] / s.temperature);
+    for (double& p : want) p /= total;
+    Generator gen(77);
+    const int n = 40000;
+    std::vector<int> count(logits.size(), 0);
+    for (int i = 0; i < n; ++i) ++count[sample_token(logits.data(), 7, s.temperature, s.top_k, gen)];
+    for (size_t id = 0; id < logits.size(); ++id) {
+      CAPTURE(id);
+      if (want[id] == 0.0) {
+        CHECK(count[id] == 0);  // outside the top k: never drawn
+        continue;
+      }
+      // A binomial count: within 5 standard deviations (a false alarm about once in 3 million).
+      const double sd = std::sqrt(n * want[id] * (1.0 - want[id]));
+      CHECK(std::abs(count[id] - n * want[id]) < 5.0 * sd);
+    }
+  }
+  // top_k 1 is the argmax, with no draw; a tie goes to the lower id.
+  Generator gen(1);
+  const Generator::State before = gen.state();
+  CHECK(sample_token(logits.data(), 7, 0.7, 1, gen) == 5);
+  CHECK(gen.state().words == before.words);
+  const std::vector<float> tie = {0.0f, 4.0f, 4.0f};
+  CHECK(sample_token(tie.data(), 3, 1.0, 1, gen) == 1);
 }
