@@ -259,6 +259,16 @@ void Tensor::backward(const Tensor& grad_output, bool retain_graph) const {
   run_backward(*this, grad_output, retain_graph);
 }
 
+Tensor& Tensor::set_(const Tensor& source) {
+  EMBER_CHECK(defined() && source.defined(), "set_: undefined tensor");
+  EMBER_CHECK(is_leaf(), "set_: '{}' is the output of an op; only a leaf can view another tensor's storage", name());
+  impl_->storage = source.impl_->storage;
+  impl_->shape = source.shape();
+  impl_->strides = source.strides();
+  impl_->offset = source.offset();
+  return *this;
+}
+
 Tensor Tensor::detach() const {
   EMBER_CHECK(defined(), "detach: undefined tensor");
   auto impl = std::make_shared<TensorImpl>();

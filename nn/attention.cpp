@@ -31,11 +31,11 @@ Tensor CausalSelfAttention::project_qkv(const Tensor& x) const {
   return qkv;
 }
 
-Tensor CausalSelfAttention::attend(const Tensor& qkv, Generator* gen) const {
+Tensor CausalSelfAttention::attend(const Tensor& qkv) const {
   const Tensor y = is_training() && attn_drop->p > 0.0f
-                       ? attention_unfused(qkv, n_head_, alibi_slopes_, attn_drop->p, true, gen)
+                       ? attention_unfused(qkv, n_head_, alibi_slopes_, attn_drop->p, true, attn_drop->generator)
                        : causal_attention(qkv, n_head_, alibi_slopes_);
-  return resid_drop->forward(c_proj->forward(y), gen);
+  return resid_drop->forward(c_proj->forward(y));
 }
 
 Tensor attention_unfused(const Tensor& qkv, int64_t H, const Tensor& alibi_slopes, float dropout_p, bool training,
