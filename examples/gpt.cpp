@@ -54,8 +54,9 @@ void add_train_options(CLI::App& cmd, TrainArgs& a) {
   for_each_setting(a.cfg, [&](const char*, const char* flag, const char* help, auto& value) {
     using T = std::decay_t<decltype(value)>;
     if constexpr (std::is_same_v<T, bool>) {
-      const std::string names = fmt::format("{},!--no-{}", flag, flag + 2);
-      cmd.add_flag(names, value, fmt::format("{} [default: {}]", help, value ? "on" : "off"));
+      // --x sets it, --no-x clears it (listed in x's help, not on its own line).
+      cmd.add_flag(flag, value, fmt::format("{} [default: {}]", help, value ? "on" : "off"));
+      cmd.add_flag_callback(fmt::format("--no-{}", flag + 2), [&value] { value = false; })->group("");
     } else if constexpr (std::is_same_v<T, PosKind>) {
       cmd.add_option(flag, a.pos, help)->capture_default_str();
     } else if constexpr (std::is_same_v<T, RngKind>) {
@@ -69,11 +70,14 @@ void add_train_options(CLI::App& cmd, TrainArgs& a) {
   cmd.add_flag("--overwrite", a.cfg.overwrite, "replace the checkpoints of another run in --out");
 }
 
-// Flags the user typed (by their primary name), for the checks on --resume.
+// Flags the user typed, for the checks on --resume (--no-x counts as --x).
 std::vector<std::string> given_flags(const CLI::App& cmd) {
   std::vector<std::string> given;
-  for (const CLI::Option* o : cmd.get_options())
-    if (o->count() > 0 && !o->get_lnames().empty()) given.push_back("--" + o->get_lnames().front());
+  for (const CLI::Option* o : cmd.get_options()) {
+    if (o->count() == 0 || o->get_lnames().empty()) continue;
+    const std::string name = o->get_lnames().front();
+    given.push_back("--" + (name.starts_with("no-") ? name.substr(3) : name));
+  }
   return given;
 }
 
