@@ -39,7 +39,8 @@ MAKEFLAGS += -j$(shell nproc)
 endif
 endif
 
-DEB_PACKAGES := g++ $(CXX_PACKAGE) make libopenblas-dev libfmt-dev doctest-dev libcli11-dev nlohmann-json3-dev
+DEB_PACKAGES := g++ $(CXX_PACKAGE) make libopenblas-dev libfmt-dev doctest-dev libcli11-dev nlohmann-json3-dev \
+                pkg-config
 TORCH_PACKAGES := python3-torch
 DEBUG_OPT := -O0 -g3 -DEMBER_DEBUG
 
@@ -119,8 +120,7 @@ install: $(LIB)
 # pkg-config's flags alone; reruns only when what it installs has changed.
 install-check: $(BUILD)/install-check.ok
 
-$(BUILD)/install-check.ok: $(LIB) $(PUBLIC_HEADERS) tools/ember.pc.in tools/check_install.sh tests/install/xor_mlp.cpp
-	@tools/install_deps.sh pkg-config
+$(BUILD)/install-check.ok: $(LIB) $(PUBLIC_HEADERS) tools/ember.pc.in tools/check_install.sh tests/install/xor_mlp.cpp | deps
 	tools/check_install.sh "$(MAKE)" "$(BUILD)" "$(CXX)"
 	@touch $@
 

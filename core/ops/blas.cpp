@@ -22,7 +22,7 @@ namespace ember::detail {
 // dimension) is the distance between rows; a transposed operand is the same
 // memory read with r and c swapped, so no copy is ever made. Nothing here is
 // tuned for speed (the other two kernels run a training step's products
-// 25-80 times faster), but every line can be stepped through in gdb.
+// 20-80 times faster), but every line can be stepped through in gdb.
 void sgemm_naive(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
                  const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   const int64_t terms = alpha == 0.0f ? 0 : K;  // alpha = 0: no product; as in BLAS, A and B are not read
