@@ -8,6 +8,7 @@
 #   make bench        ember vs PyTorch training speed and memory, side by side
 #   make parity       checkpoints round-trip between ember and PyTorch (same logits, same loss)
 #   make install      libember.a, the headers and ember.pc (pkg-config) under PREFIX=/usr/local
+#   make fuzz         libFuzzer (clang-14) on every reader of untrusted bytes, FUZZ_SECONDS each
 # Variables: CXX=clang++-14 (or g++, the default), BUILD=build/clang (where it all goes),
 # EMBER_GEMM=naive|openblas|ember (the matmul kernel compiled in as the default; the
 # EMBER_GEMM environment variable still overrides it when a program runs).
@@ -125,7 +126,7 @@ $(BUILD)/install-check.ok: $(LIB) $(PUBLIC_HEADERS) tools/ember.pc.in tools/chec
 	@touch $@
 
 help:
-	@sed -n '1,14p' Makefile
+	@sed -n '1,15p' Makefile
 
 clean:
 	rm -rf build
