@@ -2,6 +2,8 @@
 Measures the machine's ceilings once (bench_peak), then alternates ember and
 PyTorch, one process each (so peak RSS is per process), for several rounds per
 workload; prints a markdown table of medians and writes it to <build>/bench/results.md.
+The "sample" workload times sampling instead (bench_sample vs torch_sample.py:
+ember's KV cache against nanoGPT's sample.py) and gets a table of its own.
 """
 import argparse
 import datetime
@@ -14,7 +16,7 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PYTHON = "/usr/bin/python3"   # Debian's torch lives here, whatever python is first on PATH
-WORKLOADS = ("S", "M", "input")
+WORKLOADS = ("S", "M", "input", "sample")
 
 
 def cpu_model():
@@ -132,6 +134,75 @@ def flop_mismatch(ember, torch):
     return None if abs(e - t) <= 1e-3 * t else f"GFLOP/step differs: ember {e} vs PyTorch {t} (models differ?)"
 
 
+# ---- sampling: config M checkpoint, --sample-tokens tokens from "\n" ----
+
+def sample_runs(args):
+    """(label, threads, command) per run: ember with the KV cache on one thread
+    and on all, the crop-free window_shift variant, ember's recompute path,
+    and PyTorch as nanoGPT's sample.py on one thread and on two."""
+    ckpt = os.path.join(args.build, "bench", "sample_M")
+    ember = [os.path.join(args.build, "bench", "bench_sample"), "--ckpt", ckpt, "--tokens", str(args.sample_tokens)]
+    torch = [PYTHON, os.path.join(HERE, "torch_sample.py"), "--ckpt", ckpt, "--tokens", str(args.sample_tokens)]
+    all_threads = args.threads or os.cpu_count()
+    return [("ember KV cache", 1, ember + ["--threads", "1"]),
+            ("PyTorch", 1, torch + ["--threads", "1"]),
+            ("ember KV cache", all_threads, ember + ["--threads", str(all_threads)]),
+            ("PyTorch", 2, torch + ["--threads", "2"]),
+            ("ember recompute (--no-kv-cache)", 1, ember + ["--threads", "1", "--no-kv-cache"]),
+            ("ember KV cache, window shift 64 (not the crop's tokens)", 1,
+             ember + ["--threads", "1", "--window-shift", "64"])]
+
+
+def run_sample(args):
+    """Writes the checkpoint once, then --sample-rounds rounds of every run;
+    returns {(label, threads): [results]}."""
+    ckpt = os.path.join(args.build, "bench", "sample_M")
+    if not any(os.path.exists(os.path.join(ckpt, f)) for f in ("latest", "model.safetensors")):
+        subprocess.run([os.path.join(args.build, "bench", "bench_sample"), "--init-ckpt", ckpt], check=True,
+                       capture_output=True)
+    runs = {}
+    for r in range(args.sample_rounds):
+        for label, threads, cmd in sample_runs(args):
+            res = run_json(cmd, args.timeout)
+            if res is not None:
+                runs.setdefault((label, threads), []).append(res)
+                print(f"  sample round {r + 1} {label} ({threads} thr) {res['tokens_per_s']:.1f} tokens/s",
+                      file=sys.stderr)
+    return runs
+
+
+def sample_rates(m):
+    """tokens/s overall, over the tokens drawn in context, and over the later ones (None where none)."""
+    n, s, n_in, s_in = m["tokens"], m["seconds"], m["in_context_tokens"], m["in_context_seconds"]
+    return (n / s, n_in / s_in if n_in and s_in > 0 else None,
+            (n - n_in) / (s - s_in) if n > n_in and s > s_in else None)
+
+
+def render_sample(args, runs):
+    med = {k: v[0] | {f: statistics.median(r[f] for r in v) for f in ("seconds", "in_context_seconds")}
+           for k, v in runs.items()}
+    torch_rates = {t: sample_rates(m) for (label, t), m in med.items() if label == "PyTorch"}
+    n_in = next(iter(med.values()))["in_context_tokens"] if med else 0
+    lines = ["", f"### Sampling: config M checkpoint, {args.sample_tokens} tokens from \"\\n\" "
+             "(temperature 0.8, top-k 200; context 256)", "",
+             "| impl | threads | s | tokens/s | vs PyTorch | in context: tokens/s | vs PyTorch "
+             "| past the context: tokens/s | vs PyTorch |",
+             "|---|--:|--:|--:|--:|--:|--:|--:|--:|"]
+    for (label, threads), m in med.items():
+        rates, ref = sample_rates(m), torch_rates.get(1 if threads == 1 else 2)
+        cells = [label, str(threads), f"{m['seconds']:.2f}"]
+        for i, r in enumerate(rates):
+            cells.append("-" if r is None else f"{r:.1f}")
+            cells.append(f"**{r / ref[i]:.1f}x**" if label != "PyTorch" and r and ref and ref[i] else "")
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", f"Medians over {args.sample_rounds} round(s). Ratios are against PyTorch on 1 thread for "
+              "1-thread rows, with OpenBLAS on 2 (its fastest setting) for the rest. In context: the first "
+              f"{n_in} tokens, drawn before the window slides (each from the whole text so far); past the "
+              "context each token sees the last block_size (nanoGPT's crop), which costs ember a forward "
+              "over the window per token, as it does PyTorch."]
+    return "\n".join(lines) + "\n"
+
+
 def parse_args():
     ap = argparse.ArgumentParser(description="ember vs PyTorch training-step benchmark (make bench)")
     ap.add_argument("--build", default="build", help="ember build directory (default build)")
@@ -139,13 +210,17 @@ def parse_args():
     ap.add_argument("--steps-m", type=int, default=5, help="timed steps per run, config M (default 5)")
     ap.add_argument("--steps-input", type=int, default=100, help="timed steps per run, input layer (default 100)")
     ap.add_argument("--rounds", type=int, default=3, help="ember/PyTorch alternations per workload (default 3)")
-    ap.add_argument("--only", choices=("S", "M", "input", "all"), default="all", help="one workload, or all")
+    ap.add_argument("--only", choices=WORKLOADS + ("all",), default="all", help="one workload, or all")
+    ap.add_argument("--sample-tokens", type=int, default=500, help="tokens per sampling run (default 500)")
+    ap.add_argument("--sample-rounds", type=int, default=1,
+                    help="rounds of the sampling runs (default 1: a PyTorch run takes about a minute)")
     ap.add_argument("--threads", type=int, default=0, help="ember threads (default: all cores)")
     ap.add_argument("--timeout", type=float, default=600, help="seconds allowed per process (default 600)")
     args = ap.parse_args()
-    if min(args.steps_s, args.steps_m, args.steps_input, args.rounds) < 1 or args.threads < 0:
-        ap.error("--steps-* and --rounds must be >= 1, --threads >= 0")
-    for exe in ("bench_gpt", "bench_peak"):
+    if min(args.steps_s, args.steps_m, args.steps_input, args.rounds, args.sample_tokens,
+           args.sample_rounds) < 1 or args.threads < 0:
+        ap.error("--steps-*, --rounds and --sample-* must be >= 1, --threads >= 0")
+    for exe in ("bench_gpt", "bench_peak", "bench_sample"):
         if not os.access(os.path.join(args.build, "bench", exe), os.X_OK):
             ap.error(f"{args.build}/bench/{exe} is missing: run `make bench` (or make {args.build}/bench/{exe})")
     return args
@@ -164,7 +239,7 @@ def run_workload(w, args):
     return summarize(runs["ember"]), summarize(runs["torch"])
 
 
-def render(args, started, load, peaks, results, warnings):
+def render(args, started, load, peaks, results, warnings, sampled=None):
     """The markdown report: heading, ceilings, table, notes."""
     peak_json = best_peak(peaks)
     # The ceiling is the best of all-thread and one-thread runs: a ceiling
@@ -175,7 +250,8 @@ def render(args, started, load, peaks, results, warnings):
     if peak and any(r and r.get("gflop_per_s", 0) > peak["sgemm"] for pair in results.values() for r in pair):
         warnings.append("a step ran faster than the measured sgemm ceiling: the machine was busy "
                         "while bench_peak ran, so the ceilings (and shares) are off; rerun on a quiet machine")
-    torch_version = next((t["torch_version"] for _, t in results.values() if t and "torch_version" in t), "?")
+    torch_runs = [t for _, t in results.values() if t] + [r for v in (sampled or {}).values() for r in v]
+    torch_version = next((t["torch_version"] for t in torch_runs if "torch_version" in t), "?")
     ember_threads = next((e["threads"] for e, _ in results.values() if e and "threads" in e), "?")
     lines = [f"## ember vs PyTorch {torch_version}: {started:%Y-%m-%d %H:%M}, {cpu_model()}, "
              f"{os.cpu_count()} cores", ""]
@@ -185,14 +261,16 @@ def render(args, started, load, peaks, results, warnings):
                   f"({peak_json['sgemm_1t_gflops']:.1f} on 1); FMA loop {peak_json['fma_gflops']:.1f} GFLOP/s "
                   f"({peak_json['fma_1t_gflops']:.1f} on 1), best of {len(peaks)} runs spread over the "
                   "benchmark. Shares below are of the higher of each pair.", ""]
-    lines += ["| workload | impl | ms/step | rounds min-max | tokens/s | ember/PyTorch tokens/s | peak RSS MB "
-              "| GFLOP/step | GFLOP/s | % of sgemm | % of FMA |",
-              "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
-    for w, (ember, torch) in results.items():
-        lines += table_rows(w, ember, torch, peak)
-    lines += ["", f"Medians over {args.rounds} alternating rounds (one process per run); steps per run: "
-              f"S {args.steps_s}, M {args.steps_m}, input layer {args.steps_input}. ember on {ember_threads} "
-              f"threads; PyTorch with 1 intra-op thread and OpenBLAS on 2. Load average at start: {load:.2f}."]
+    if results:
+        lines += ["| workload | impl | ms/step | rounds min-max | tokens/s | ember/PyTorch tokens/s | peak RSS MB "
+                  "| GFLOP/step | GFLOP/s | % of sgemm | % of FMA |",
+                  "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
+        for w, (ember, torch) in results.items():
+            lines += table_rows(w, ember, torch, peak)
+        lines += ["", f"Medians over {args.rounds} alternating rounds (one process per run); steps per run: "
+                  f"S {args.steps_s}, M {args.steps_m}, input layer {args.steps_input}. ember on {ember_threads} "
+                  f"threads; PyTorch with 1 intra-op thread and OpenBLAS on 2."]
+    lines += [f"Load average at start: {load:.2f}."]
     lines += [f"WARNING: {w}" for w in warnings]
     return "\n".join(lines) + "\n", peak is not None
 
@@ -207,18 +285,24 @@ def main():
     workloads = WORKLOADS if args.only == "all" else (args.only,)
     peaks, results, warnings = [], {}, []
     for w in workloads:
+        if w == "sample":
+            continue
         measure_peak(args, peaks)
         results[w] = run_workload(w, args)
         if (msg := flop_mismatch(*results[w])):
             warnings.append(f"{w}: {msg}")
     measure_peak(args, peaks)
-    text, have_peak = render(args, started, load, peaks, results, warnings)
+    sampled = run_sample(args) if "sample" in workloads else None
+    text, have_peak = render(args, started, load, peaks, results, warnings, sampled)
+    if sampled is not None:
+        text += render_sample(args, sampled)
     print(text)
     out_path = os.path.join(args.build, "bench", "results.md")
     with open(out_path, "w") as f:
         f.write(text)
     print(f"(written to {out_path}; took {(datetime.datetime.now() - started).total_seconds():.0f} s)")
-    return 0 if have_peak and all(e and t for e, t in results.values()) else 1
+    sample_ok = sampled is None or len(sampled) == len(sample_runs(args))
+    return 0 if have_peak and sample_ok and all(e and t for e, t in results.values()) else 1
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include <atomic>
+#include <new>
 #include <unordered_set>
 
 #include "core/ops.h"
@@ -89,8 +90,17 @@ Node::~Node() {
   // stream) are simply dropped until the last of their handles comes round.
   thread_local std::vector<Tensor> pending;
   thread_local bool draining = false;
-  for (Tensor& t : inputs) pending.push_back(std::move(t));
-  for (Tensor& t : saved) pending.push_back(std::move(t));
+  // Out of memory the list cannot grow, and a destructor must not throw: a
+  // tensor that cannot be parked stays in this node and is released the
+  // ordinary, recursive way when the member vectors die.
+  auto park = [](Tensor& t) {
+    try {
+      pending.push_back(std::move(t));
+    } catch (const std::bad_alloc&) {
+    }
+  };
+  for (Tensor& t : inputs) park(t);
+  for (Tensor& t : saved) park(t);
   if (draining) return;
   draining = true;
   while (!pending.empty()) {
@@ -247,6 +257,16 @@ void Tensor::backward(bool retain_graph) const {
 
 void Tensor::backward(const Tensor& grad_output, bool retain_graph) const {
   run_backward(*this, grad_output, retain_graph);
+}
+
+Tensor& Tensor::set_(const Tensor& source) {
+  EMBER_CHECK(defined() && source.defined(), "set_: undefined tensor");
+  EMBER_CHECK(is_leaf(), "set_: '{}' is the output of an op; only a leaf can view another tensor's storage", name());
+  impl_->storage = source.impl_->storage;
+  impl_->shape = source.shape();
+  impl_->strides = source.strides();
+  impl_->offset = source.offset();
+  return *this;
 }
 
 Tensor Tensor::detach() const {

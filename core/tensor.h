@@ -78,6 +78,11 @@ class Tensor {
   void backward(bool retain_graph = false) const;  // from a scalar
   void backward(const Tensor& grad_output, bool retain_graph = false) const;  // from any shape
   Tensor detach() const;                                                      // shares data, no history
+  // Makes this tensor view `source`'s storage with source's shape, strides and
+  // offset, as torch.Tensor.set_ does: every handle of this tensor then reads
+  // and writes source's data. Its requires_grad, grad and name stay. Leaves
+  // only (an op's output would no longer match its graph).
+  Tensor& set_(const Tensor& source);
 
   // Debugging name: parameters carry dotted names (transformer.wpe.weight).
   const std::string& name() const;

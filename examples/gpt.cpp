@@ -1,7 +1,7 @@
 // build/gpt: train a toy GPT on a text file, sample from it, evaluate it.
 //   gpt train [--data FILE] [--out DIR] [hyperparameters...]   (no --data: the built-in corpus)
 //   gpt train --resume DIR [--max-iters N]
-//   gpt sample --ckpt DIR [--prompt TEXT] [--tokens N] [--temperature X] [--top-k K] [--seed S]
+//   gpt sample --ckpt DIR [--prompt TEXT] [--tokens N] [--temperature X] [--top-k K] [--seed S] [--no-kv-cache]
 //   gpt eval --ckpt DIR [--data FILE] [--dump-logits FILE]
 //   gpt plot --ckpt DIR        redraw DIR/loss.svg and DIR/positions.svg
 //   gpt train --debug-step     one step of a tiny model, for gdb (docs/debugging.md)
@@ -42,11 +42,13 @@ struct SampleArgs {
   int64_t tokens = 300, top_k = 0;
   double temperature = 0.8;
   uint64_t seed = 1337;
+  bool kv_cache = true;
+  int64_t window_shift = 1;
 };
 
 struct TrainArgs {
   TrainConfig cfg;
-  std::string pos = "learned";
+  std::string pos = pos_kind_name(cfg.model.pos), rng = rng_kind_name(cfg.rng);  // the enums, as typed
   std::string resume;
   bool debug_step = false;
 };
@@ -57,10 +59,13 @@ void add_train_options(CLI::App& cmd, TrainArgs& a) {
   for_each_setting(a.cfg, [&](const char*, const char* flag, const char* help, auto& value) {
     using T = std::decay_t<decltype(value)>;
     if constexpr (std::is_same_v<T, bool>) {
-      const std::string names = fmt::format("{},!--no-{}", flag, flag + 2);
-      cmd.add_flag(names, value, fmt::format("{} [default: {}]", help, value ? "on" : "off"));
+      // --x sets it, --no-x clears it (listed in x's help, not on its own line).
+      cmd.add_flag(flag, value, fmt::format("{} [default: {}]", help, value ? "on" : "off"));
+      cmd.add_flag_callback(fmt::format("--no-{}", flag + 2), [&value] { value = false; })->group("");
     } else if constexpr (std::is_same_v<T, PosKind>) {
       cmd.add_option(flag, a.pos, help)->capture_default_str();
+    } else if constexpr (std::is_same_v<T, RngKind>) {
+      cmd.add_option(flag, a.rng, help)->capture_default_str();
     } else {
       CLI::Option* o = cmd.add_option(flag, value, help);
       if (std::string_view(flag) != "--data") o->capture_default_str();
@@ -75,11 +80,14 @@ void add_train_options(CLI::App& cmd, TrainArgs& a) {
                  "write the first step's autograd graph, with its gradients, to this file (Graphviz DOT)");
 }
 
-// Flags the user typed (by their primary name), for the checks on --resume.
+// Flags the user typed, for the checks on --resume (--no-x counts as --x).
 std::vector<std::string> given_flags(const CLI::App& cmd) {
   std::vector<std::string> given;
-  for (const CLI::Option* o : cmd.get_options())
-    if (o->count() > 0 && !o->get_lnames().empty()) given.push_back("--" + o->get_lnames().front());
+  for (const CLI::Option* o : cmd.get_options()) {
+    if (o->count() == 0 || o->get_lnames().empty()) continue;
+    const std::string name = o->get_lnames().front();
+    given.push_back("--" + (name.starts_with("no-") ? name.substr(3) : name));
+  }
   return given;
 }
 
@@ -97,6 +105,12 @@ bool emit(const std::string& text) {
   return !stdout_closed;
 }
 
+// generate's callback: prints a token as it is drawn, false once the reader
+// has gone. Both tokenizers decode id by id to the same bytes as all at once.
+bool print_token(void* tokenizer, int32_t id) {
+  return emit(static_cast<const Tokenizer*>(tokenizer)->decode(std::span<const int32_t>(&id, 1)));
+}
+
 void print_sample(GPT& model, const Tokenizer& tok, const SampleArgs& a) {
   EMBER_CHECK(a.tokens >= 0, "sample: --tokens must be >= 0, got {}", a.tokens);
   EMBER_CHECK(a.top_k >= 0, "sample: --top-k must be >= 0 (0: all tokens), got {}", a.top_k);
@@ -105,11 +119,14 @@ void print_sample(GPT& model, const Tokenizer& tok, const SampleArgs& a) {
   Generator gen(a.seed);
   const std::vector<int32_t> prompt = tok.encode(a.prompt);
   if (!emit(tok.decode(prompt))) return;
-  std::vector<int32_t> context = prompt;
-  for (int64_t i = 0; i < a.tokens; ++i) {  // one token a call, printed at once
-    context = generate(model, std::move(context), 1, a.temperature, a.top_k, gen);
-    if (!emit(tok.decode(std::span(context).last(1)))) return;
-  }
+  GenerateOptions o;
+  o.temperature = a.temperature;
+  o.top_k = a.top_k;
+  o.kv_cache = a.kv_cache;
+  o.window_shift = a.window_shift;
+  o.on_token = print_token;  // printed as drawn; stops when the reader has gone
+  o.on_token_ctx = const_cast<Tokenizer*>(&tok);
+  generate(model, prompt, a.tokens, o, gen);
   emit("\n");
 }
 
@@ -165,6 +182,7 @@ int run_train(TrainArgs& a, const CLI::App& cmd) {
   if (resuming) {
     EMBER_CHECK(!a.resume.empty(), "train: --resume needs the run directory (it was given an empty string)");
     a.cfg.model.pos = parse_pos_kind(a.pos);
+    a.cfg.rng = parse_rng_kind(a.rng);
     phase = "reading the checkpoint";
     const std::vector<std::string> overridable(std::begin(kResumeOverridable), std::end(kResumeOverridable));
     check_resume_flags(a.cfg, given, saved_run_settings(a.resume), overridable);
@@ -180,6 +198,7 @@ int run_train(TrainArgs& a, const CLI::App& cmd) {
     EMBER_CHECK(cmd.count("--data") == 0 || !a.cfg.data.empty(),
                 "train: --data was given an empty file name (leave the flag out to use the built-in corpus)");
     a.cfg.model.pos = parse_pos_kind(a.pos);
+    a.cfg.rng = parse_rng_kind(a.rng);
     a.cfg.live_progress = isatty(STDOUT_FILENO);
     phase = "training";
     r = train(a.cfg);
@@ -261,6 +280,12 @@ int main(int argc, char** argv) {
   sample_cmd->add_option("--top-k", sample.top_k, "sample among the k likeliest tokens (0: all)")
       ->capture_default_str();
   sample_cmd->add_option("--seed", sample.seed, "random seed")->capture_default_str();
+  sample_cmd->add_flag("!--no-kv-cache", sample.kv_cache, "recompute the whole window for every token (same tokens)");
+  sample_cmd
+      ->add_option("--window-shift", sample.window_shift,
+                   "past the context, rebuild the cache every N tokens (1: nanoGPT's crop, exact; larger is "
+                   "faster but sees fewer tokens)")
+      ->capture_default_str();
   std::string eval_ckpt, eval_data, dump_path;
   CLI::App* eval_cmd = app.add_subcommand("eval", "mean loss over every block of a file's val split");
   eval_cmd->add_option("--ckpt", eval_ckpt, "run or checkpoint directory")->required();

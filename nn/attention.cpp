@@ -23,15 +23,19 @@ CausalSelfAttention::CausalSelfAttention(const AttentionConfig& cfg, Generator& 
   }
 }
 
-Tensor CausalSelfAttention::forward(const Tensor& x, Generator* gen) const {
+Tensor CausalSelfAttention::project_qkv(const Tensor& x) const {
   EMBER_CHECK(x.dim() == 3, "CausalSelfAttention: input must be [B, T, C], got {}", shape_str(x.shape()));
   const int64_t B = x.size(0), T = x.size(1), C = x.size(2), H = n_head_;
   Tensor qkv = c_attn->forward(x);  // [B,T,3C]
   if (pos_ == PosKind::Rope) qkv = rope(qkv.view({B, T, 3 * H, C / H}), 2 * H).view({B, T, 3 * C});
+  return qkv;
+}
+
+Tensor CausalSelfAttention::attend(const Tensor& qkv) const {
   const Tensor y = is_training() && attn_drop->p > 0.0f
-                       ? attention_unfused(qkv, H, alibi_slopes_, attn_drop->p, true, gen)
-                       : causal_attention(qkv, H, alibi_slopes_);
-  return resid_drop->forward(c_proj->forward(y), gen);
+                       ? attention_unfused(qkv, n_head_, alibi_slopes_, attn_drop->p, true, attn_drop->generator)
+                       : causal_attention(qkv, n_head_, alibi_slopes_);
+  return resid_drop->forward(c_proj->forward(y));
 }
 
 Tensor attention_unfused(const Tensor& qkv, int64_t H, const Tensor& alibi_slopes, float dropout_p, bool training,

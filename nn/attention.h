@@ -22,7 +22,12 @@ class CausalSelfAttention : public Module {
   // x [B,T,C] -> [B,T,C]. Uses the fused causal_attention op, except in
   // training with dropout > 0, where the probabilities need a dropout mask
   // and the op-by-op path (attention_unfused) runs instead.
-  Tensor forward(const Tensor& x, Generator* gen = nullptr) const;
+  Tensor forward(const Tensor& x) const { return attend(project_qkv(x)); }
+  // forward's two halves, for KVCache, which keeps the keys and values:
+  // the projection with RoPE applied, x [B,T,C] -> qkv [B,T,3C] (q, k, v side
+  // by side), and attention plus the output projection, qkv -> [B,T,C].
+  Tensor project_qkv(const Tensor& x) const;
+  Tensor attend(const Tensor& qkv) const;
   std::shared_ptr<Linear> c_attn, c_proj;
   std::shared_ptr<Dropout> attn_drop, resid_drop;
 

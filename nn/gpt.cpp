@@ -31,9 +31,9 @@ Block::Block(const GPTConfig& cfg, Generator& gen) {
   mlp = register_module("mlp", std::make_shared<MLP>(cfg.n_embd, cfg.bias, cfg.dropout, residual_init_std(cfg), gen));
 }
 
-Tensor Block::forward(const Tensor& x_in, Generator* gen) const {
-  const Tensor x = add(x_in, attn->forward(ln_1->forward(x_in), gen));
-  return add(x, mlp->forward(ln_2->forward(x), gen));
+Tensor Block::forward(const Tensor& x_in) const {
+  const Tensor x = add(x_in, attn->forward(ln_1->forward(x_in)));
+  return add(x, mlp->forward(ln_2->forward(x)));
 }
 
 Transformer::Transformer(const GPTConfig& cfg, Generator& gen) {
@@ -58,6 +58,15 @@ GPT::GPT(const GPTConfig& cfg, uint64_t seed) : cfg_(cfg), dropout_gen_(seed + 1
     lm_head->replace_parameter("weight", transformer->wte->weight);
   }
   name_parameters();
+  for (auto& [name, m] : named_modules())
+    if (auto* d = dynamic_cast<Dropout*>(m)) d->generator = &dropout_gen_;
+}
+
+std::unique_ptr<GPT> GPT::replica() const {
+  auto r = std::make_unique<GPT>(cfg_);
+  r->share_parameters_with(*this);
+  r->train(is_training());
+  return r;
 }
 
 Tensor GPT::input_embeddings(const IntTensor& idx) const {
@@ -73,9 +82,8 @@ Tensor GPT::input_embeddings(const IntTensor& idx) const {
 Tensor GPT::forward(const IntTensor& idx) const { return forward_from_embeddings(input_embeddings(idx)); }
 
 Tensor GPT::forward_from_embeddings(const Tensor& embeddings) const {
-  Generator* gen = &dropout_gen_;
-  Tensor x = transformer->drop->forward(embeddings, gen);
-  for (size_t i = 0; i < transformer->h->size(); ++i) x = (*transformer->h)[i].forward(x, gen);
+  Tensor x = transformer->drop->forward(embeddings);
+  for (size_t i = 0; i < transformer->h->size(); ++i) x = (*transformer->h)[i].forward(x);
   return lm_head->forward(transformer->ln_f->forward(x));
 }
 

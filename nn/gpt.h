@@ -27,7 +27,7 @@ struct GPTConfig {
 class Block : public Module {
  public:
   Block(const GPTConfig& cfg, Generator& gen);
-  Tensor forward(const Tensor& x, Generator* gen = nullptr) const;
+  Tensor forward(const Tensor& x) const;
   std::shared_ptr<LayerNorm> ln_1, ln_2;
   std::shared_ptr<CausalSelfAttention> attn;
   std::shared_ptr<MLP> mlp;
@@ -60,8 +60,13 @@ class GPT : public Module {
   // Mean next-token cross-entropy; targets equal to -1 are ignored (as nanoGPT).
   Tensor loss(const Tensor& logits, const IntTensor& targets) const;
 
-  // Draws the dropout masks; part of a checkpoint's trainer state.
+  // Draws the dropout masks (every Dropout module points at it); part of a
+  // checkpoint's trainer state.
   Generator& dropout_generator() const { return dropout_gen_; }
+  // A model of the same config whose parameters share this one's storage,
+  // each with its own gradients, graphs and dropout generator: what each
+  // extra thread of a data-parallel step trains its slice on.
+  std::unique_ptr<GPT> replica() const;
 
   std::shared_ptr<Transformer> transformer;
   std::shared_ptr<Linear> lm_head;

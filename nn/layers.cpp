@@ -28,9 +28,9 @@ MLP::MLP(int64_t n_embd, bool bias, float dropout_p, float proj_init_std, Genera
   drop = register_module("drop", std::make_shared<Dropout>(dropout_p));
 }
 
-Tensor MLP::forward(const Tensor& x, Generator* gen) const {
+Tensor MLP::forward(const Tensor& x) const {
   // c_proj(gelu(h)) fused: gelu's output is recomputed in backward, not kept.
-  return drop->forward(gelu_linear(c_fc->forward(x), c_proj->weight, c_proj->bias), gen);
+  return drop->forward(gelu_linear(c_fc->forward(x), c_proj->weight, c_proj->bias));
 }
 
 }  // namespace ember

@@ -33,19 +33,22 @@ class LayerNorm : public Module {
   float eps;
 };
 
-// Dropout that follows the module's train()/eval() mode.
+// Dropout that follows the module's train()/eval() mode. Its masks come
+// from `generator` (the default generator when null); a GPT points all of
+// its Dropouts at its own dropout generator.
 class Dropout : public Module {
  public:
   explicit Dropout(float p);
-  Tensor forward(const Tensor& x, Generator* gen = nullptr) const { return dropout(x, p, is_training(), gen); }
+  Tensor forward(const Tensor& x) const { return dropout(x, p, is_training(), generator); }
   float p;
+  Generator* generator = nullptr;
 };
 
 // x -> c_proj(gelu(c_fc(x))): the transformer's feed-forward, 4x wide, exact GELU.
 class MLP : public Module {
  public:
   MLP(int64_t n_embd, bool bias, float dropout_p, float proj_init_std, Generator& gen);
-  Tensor forward(const Tensor& x, Generator* gen = nullptr) const;  // [B,T,C] -> [B,T,C]
+  Tensor forward(const Tensor& x) const;  // [B,T,C] -> [B,T,C]
   std::shared_ptr<Linear> c_fc, c_proj;
   std::shared_ptr<Dropout> drop;
 };

@@ -35,6 +35,33 @@ std::vector<NamedTensor> Module::state_dict() const {
   return all;
 }
 
+std::vector<std::pair<std::string, const Module*>> Module::named_modules() const {
+  std::vector<std::pair<std::string, const Module*>> out{{"", this}};
+  for (const auto& [name, child] : children_)
+    for (const auto& [sub, m] : child->named_modules()) out.emplace_back(sub.empty() ? name : name + "." + sub, m);
+  return out;
+}
+
+std::vector<std::pair<std::string, Module*>> Module::named_modules() {
+  std::vector<std::pair<std::string, Module*>> out{{"", this}};
+  for (const auto& [name, child] : children_)
+    for (const auto& [sub, m] : child->named_modules()) out.emplace_back(sub.empty() ? name : name + "." + sub, m);
+  return out;
+}
+
+void Module::share_parameters_with(const Module& source) {
+  const std::vector<NamedTensor> mine = state_dict(), theirs = source.state_dict();
+  EMBER_CHECK(mine.size() == theirs.size(), "share_parameters_with: {} parameters here but {} in the source",
+              mine.size(), theirs.size());
+  for (size_t i = 0; i < mine.size(); ++i) {
+    EMBER_CHECK(mine[i].first == theirs[i].first && mine[i].second.shape() == theirs[i].second.shape(),
+                "share_parameters_with: '{}' {} does not match the source's '{}' {}", mine[i].first,
+                shape_str(mine[i].second.shape()), theirs[i].first, shape_str(theirs[i].second.shape()));
+    Tensor t = mine[i].second;
+    t.set_(theirs[i].second);
+  }
+}
+
 std::vector<NamedTensor> Module::named_parameters() const {
   std::vector<NamedTensor> unique;
   std::set<const TensorImpl*> seen;

@@ -30,6 +30,11 @@ class Module {
   int64_t num_parameters() const;
   // Every name, tied duplicates included (PyTorch's state_dict keys).
   std::vector<NamedTensor> state_dict() const;
+  // This module ("") and every submodule under its dotted name, depth first in
+  // registration order: PyTorch's named_modules(), which nanoGPT's
+  // initialisation walks (train/random_stream.h follows the same order).
+  std::vector<std::pair<std::string, const Module*>> named_modules() const;
+  std::vector<std::pair<std::string, Module*>> named_modules();
   // Copies values in by name. Missing, unexpected and mis-shaped keys are
   // errors that name the key (all keys are checked before anything is copied).
   void load_state_dict(const std::map<std::string, Tensor>& state);
@@ -43,6 +48,11 @@ class Module {
   void name_parameters(const std::string& prefix = "");
   // Points an existing parameter name at another tensor (weight tying).
   void replace_parameter(const std::string& name, const Tensor& t);
+  // Makes every parameter view the storage of the same-named parameter of
+  // `source`, a module of the same structure (Tensor::set_): the two then
+  // share weights, while each keeps its own gradients and graphs. How
+  // data-parallel replicas are made (GPT::replica).
+  void share_parameters_with(const Module& source);
 
  protected:
   Tensor register_parameter(const std::string& name, Tensor t);

@@ -93,13 +93,11 @@ nlohmann::json read_json_file(const std::string& path) {
   }
 }
 
-namespace {
-
-nlohmann::json rng_to_json(const Generator::State& s) {
+nlohmann::json generator_state_to_json(const Generator::State& s) {
   return {{"words", s.words}, {"has_spare", s.has_spare}, {"spare", s.spare}};
 }
 
-Generator::State rng_from_json(const nlohmann::json& j, const std::string& file, const char* key) {
+Generator::State generator_state_from_json(const nlohmann::json& j, const std::string& file, const char* key) {
   const std::string where = fmt::format("{}' field '{}", file, key);  // reads as: 'FILE' field 'KEY' has no field ...
   EMBER_CHECK(j.is_object() && j.contains(key), "checkpoint: '{}' has no field '{}'", file, key);
   const nlohmann::json& r = j.at(key);
@@ -115,6 +113,8 @@ Generator::State rng_from_json(const nlohmann::json& j, const std::string& file,
   s.spare = json_field<double>(r, "spare", where);
   return s;
 }
+
+namespace {
 
 // A non-negative decimal integer stored as a metadata string.
 int64_t parse_count(const std::string& text, const std::string& file, const char* key) {
@@ -178,11 +178,10 @@ void write_files(const fs::path& dir, const GPT& model, const Tokenizer& tokeniz
   write_file_synced(dir / "config.json", config_to_json(model.config()).dump(2) + "\n");
   write_file_synced(dir / "tokenizer.json", tokenizer.to_json().dump(2) + "\n");
   save_safetensors((dir / "optimizer.safetensors").string(), moments);
-  nlohmann::json trainer = {{"step", state.step},
-                            {"data_rng", rng_to_json(state.data_rng)},
-                            {"dropout_rng", rng_to_json(state.dropout_rng)},
-                            {"settings", state.settings}};
-  if (!state.torch_stream.is_null()) trainer["torch_stream"] = state.torch_stream;
+  const nlohmann::json trainer = {{"step", state.step},
+                                  {"dropout_rng", generator_state_to_json(state.dropout_rng)},
+                                  {"settings", state.settings},
+                                  {"stream", state.stream}};
   write_file_synced(dir / "trainer.json", trainer.dump(2) + "\n");
 }
 
@@ -297,18 +296,31 @@ LoadedModel load_model(const std::string& dir) {
   return out;
 }
 
-TrainerState load_training_state(const std::string& dir, Adam& optimizer) {
-  const fs::path path(resolve_checkpoint(dir));
-  const std::string file = (path / "trainer.json").string();
-  const nlohmann::json j = read_json_file(file);
+TrainerState trainer_state_from_json(const nlohmann::json& j, const std::string& file) {
+  EMBER_CHECK(j.is_object(), "checkpoint: '{}' must hold a JSON object", file);
   TrainerState s;
   s.step = json_field<int64_t>(j, "step", file);
   EMBER_CHECK(s.step >= 0, "checkpoint: '{}' field 'step' must be >= 0, got {}", file, s.step);
-  s.data_rng = rng_from_json(j, file, "data_rng");
-  s.dropout_rng = rng_from_json(j, file, "dropout_rng");
+  s.dropout_rng = generator_state_from_json(j, file, "dropout_rng");
   EMBER_CHECK(j.contains("settings"), "checkpoint: '{}' has no field 'settings' (not a training checkpoint)", file);
   s.settings = j.at("settings");
-  if (j.contains("torch_stream")) s.torch_stream = j.at("torch_stream");
+  if (j.contains("stream")) {
+    s.stream = j.at("stream");
+  } else {  // saved before the streams had one interface: data_rng and torch_stream at the top
+    s.stream = nlohmann::json::object();
+    if (j.contains("data_rng")) s.stream["data_rng"] = j.at("data_rng");
+    const nlohmann::json& t = j.contains("torch_stream") ? j.at("torch_stream") : nlohmann::json();
+    if (t.is_object() && t.contains("state")) s.stream["torch_state"] = t.at("state");
+    if (t.is_object() && t.contains("next_starts")) s.stream["next_starts"] = t.at("next_starts");
+  }
+  EMBER_CHECK(s.stream.is_object(), "checkpoint: '{}' field 'stream' must be a JSON object", file);
+  return s;
+}
+
+TrainerState load_training_state(const std::string& dir, Adam& optimizer) {
+  const fs::path path(resolve_checkpoint(dir));
+  const std::string file = (path / "trainer.json").string();
+  const TrainerState s = trainer_state_from_json(read_json_file(file), file);
   const std::string weights_file = (path / "model.safetensors").string();
   const std::string moments_file = (path / "optimizer.safetensors").string();
   const SafetensorsFile weights = load_safetensors(weights_file);

@@ -66,11 +66,14 @@ GPTConfig config_from_json(const nlohmann::json& j, const std::string& file = "c
 
 struct TrainerState {
   int64_t step = 0;              // optimizer steps taken
-  Generator::State data_rng;     // batch sampling
   Generator::State dropout_rng;  // the model's dropout masks
   nlohmann::json settings;       // the training command's settings, for --resume
-  nlohmann::json torch_stream;   // rng "nanogpt": the PyTorch generator's state and the next batch (null otherwise)
+  nlohmann::json stream;         // the run's random stream (RandomStream::state())
 };
+
+// A Generator's state as JSON, and back (Error naming file and field).
+nlohmann::json generator_state_to_json(const Generator::State& s);
+Generator::State generator_state_from_json(const nlohmann::json& j, const std::string& file, const char* key);
 
 // Saves a complete checkpoint as ckpt-<step>/ in run_dir and points `latest`
 // at it, keeping the newest `keep` checkpoints. Returns the checkpoint's path.
@@ -97,6 +100,9 @@ struct LoadedModel {
 // The model and tokenizer only: enough for `gpt eval` and `gpt sample`, and
 // what a PyTorch-written checkpoint provides. Refuses non-finite weights.
 LoadedModel load_model(const std::string& dir);
+// trainer.json's contents, checked field by field (settings are checked by
+// TrainConfig::from_json when a run resumes).
+TrainerState trainer_state_from_json(const nlohmann::json& j, const std::string& file);
 // The optimizer and trainer state, for --resume; checks they match the model's step.
 TrainerState load_training_state(const std::string& dir, Adam& optimizer);
 

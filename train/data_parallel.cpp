@@ -22,14 +22,10 @@ IntTensor rows(const IntTensor& ids, int64_t begin, int64_t end) {
 DataParallel::DataParallel(GPT& model, int threads, int64_t pass_tokens) : model_(model), pass_tokens_(pass_tokens) {
   EMBER_CHECK(pass_tokens > 0, "DataParallel: pass_tokens must be positive, got {}", pass_tokens);
   const int n = threads > 0 ? threads : num_threads();
-  const std::vector<NamedTensor> master = model.state_dict();
   params_.push_back(model.parameters());
   for (int k = 1; k < n; ++k) {
-    auto replica = std::make_unique<GPT>(model.config());
-    const std::vector<NamedTensor> mine = replica->state_dict();
-    for (size_t i = 0; i < mine.size(); ++i) mine[i].second.impl()->storage = master[i].second.impl()->storage;
-    params_.push_back(replica->parameters());
-    replicas_.push_back(std::move(replica));
+    replicas_.push_back(model.replica());
+    params_.push_back(replicas_.back()->parameters());
   }
 }
 

@@ -1,15 +1,19 @@
-// Evaluation, ablation of the positional table, and sampling.
+// Evaluation, ablation of the positional table, and sampling (with a KV
+// cache, or by nanoGPT's full forward per token).
 #include "train/evaluate.h"
 
 #include <algorithm>
 #include <cmath>
 #include <exception>
 #include <numeric>
+#include <span>
+#include <utility>
 
 #include "core/autograd.h"
 #include "core/error.h"
 #include "core/ops.h"
 #include "core/parallel.h"
+#include "nn/kv_cache.h"
 
 namespace ember {
 namespace {
@@ -82,10 +86,6 @@ PositionAblation position_ablation(GPT& model, const std::vector<int32_t>& val_a
   return r;
 }
 
-namespace {
-
-// Index drawn from the categorical distribution softmax(logits / temperature)
-// over the top_k largest logits.
 int32_t sample_token(const float* logits, int64_t V, double temperature, int64_t top_k, Generator& gen) {
   std::vector<int32_t> order(static_cast<size_t>(V));
   std::iota(order.begin(), order.end(), 0);
@@ -104,23 +104,66 @@ int32_t sample_token(const float* logits, int64_t V, double temperature, int64_t
   return order[k - 1];
 }
 
-}  // namespace
+namespace {
 
-std::vector<int32_t> generate(GPT& model, std::vector<int32_t> tokens, int64_t n, double temperature, int64_t top_k,
-                              Generator& gen) {
-  EMBER_CHECK(temperature > 0.0 && std::isfinite(temperature), "sample: temperature must be > 0, got {}", temperature);
-  EMBER_CHECK(n >= 0, "sample: the number of tokens must be >= 0, got {}", n);
-  EMBER_CHECK(!tokens.empty(), "sample: the prompt is empty (give at least one token)");
+// nanoGPT's sample.py: a full forward over the last block_size tokens for
+// every new token, keeping the last position's logits.
+void generate_recompute(GPT& model, std::vector<int32_t>& tokens, int64_t n, const GenerateOptions& o, Generator& gen) {
   const int64_t V = model.config().vocab_size, T_max = model.config().block_size;
-  NoGradGuard no_grad;
-  EvalMode eval_mode(model);
   for (int64_t i = 0; i < n; ++i) {
     const int64_t T = std::min<int64_t>(static_cast<int64_t>(tokens.size()), T_max);
     const IntTensor ctx({1, T}, std::vector<int64_t>(tokens.end() - T, tokens.end()));
     const Tensor logits = model.forward(ctx);  // [1,T,V]
-    tokens.push_back(sample_token(logits.data() + (T - 1) * V, V, temperature, top_k, gen));
+    tokens.push_back(sample_token(logits.data() + (T - 1) * V, V, o.temperature, o.top_k, gen));
+    if (o.on_token && !o.on_token(o.on_token_ctx, tokens.back())) return;
   }
+}
+
+// The same tokens from a KV cache: one prefill over the prompt's window,
+// then one step per token; a full window is rebuilt as GenerateOptions says.
+void generate_cached(const GPT& model, std::vector<int32_t>& tokens, int64_t n, const GenerateOptions& o,
+                     Generator& gen) {
+  const int64_t V = model.config().vocab_size, T_max = model.config().block_size;
+  KVCache cache(model);
+  auto last = [&](int64_t count) {
+    return std::span<const int32_t>(tokens).last(static_cast<size_t>(std::min<int64_t>(count, tokens.size())));
+  };
+  std::span<const float> logits = cache.prefill(last(T_max));
+  for (int64_t i = 0; i < n; ++i) {
+    if (i > 0)  // feed the token sampled last time
+      logits = cache.length() < T_max ? cache.step(tokens.back()) : cache.prefill(last(T_max - o.window_shift + 1));
+    tokens.push_back(sample_token(logits.data(), V, o.temperature, o.top_k, gen));
+    if (o.on_token && !o.on_token(o.on_token_ctx, tokens.back())) return;
+  }
+}
+
+}  // namespace
+
+std::vector<int32_t> generate(GPT& model, std::vector<int32_t> tokens, int64_t n, const GenerateOptions& o,
+                              Generator& gen) {
+  EMBER_CHECK(o.temperature > 0.0 && std::isfinite(o.temperature), "sample: temperature must be > 0, got {}",
+              o.temperature);
+  EMBER_CHECK(n >= 0, "sample: the number of tokens must be >= 0, got {}", n);
+  EMBER_CHECK(!tokens.empty(), "sample: the prompt is empty (give at least one token)");
+  EMBER_CHECK(o.window_shift >= 1 && o.window_shift <= model.config().block_size,
+              "sample: the window shift must be in [1, block_size {}], got {}", model.config().block_size,
+              o.window_shift);
+  NoGradGuard no_grad;
+  EvalMode eval_mode(model);
+  if (n == 0) return tokens;
+  if (o.kv_cache)
+    generate_cached(model, tokens, n, o, gen);
+  else
+    generate_recompute(model, tokens, n, o, gen);
   return tokens;
+}
+
+std::vector<int32_t> generate(GPT& model, std::vector<int32_t> prompt, int64_t n, double temperature, int64_t top_k,
+                              Generator& gen) {
+  GenerateOptions o;
+  o.temperature = temperature;
+  o.top_k = top_k;
+  return generate(model, std::move(prompt), n, o, gen);
 }
 
 }  // namespace ember

@@ -66,8 +66,7 @@ void TrainConfig::validate(const std::string& file) const {
   check(eval_interval >= 1, w, "eval_interval", "--eval-interval", ">= 1", eval_interval);
   check(eval_iters >= 1, w, "eval_iters", "--eval-iters", ">= 1", eval_iters);
   check(log_interval >= 1, w, "log_interval", "--log-interval", ">= 1", log_interval);
-  check(rng == "nanogpt" || rng == "ember", w, "rng", "--rng", "nanogpt or ember", rng);
-  check(rng != "nanogpt" || seed < (uint64_t{1} << 32), w, "seed", "--seed",
+  check(rng != RngKind::Nanogpt || seed < (uint64_t{1} << 32), w, "seed", "--seed",
         "below 2^32 with rng nanogpt (torch.manual_seed's range here)", seed);
   check(keep_checkpoints >= 1, w, "keep_checkpoints", "--keep-checkpoints", ">= 1", keep_checkpoints);
   validate_model(model, w);
@@ -76,8 +75,11 @@ void TrainConfig::validate(const std::string& file) const {
 nlohmann::json TrainConfig::to_json() const {
   nlohmann::json j = {{"vocab_size", model.vocab_size}};
   for_each_setting(*this, [&](const char* key, const char*, const char*, const auto& value) {
-    if constexpr (std::is_same_v<std::decay_t<decltype(value)>, PosKind>)
+    using T = std::decay_t<decltype(value)>;
+    if constexpr (std::is_same_v<T, PosKind>)
       j[key] = pos_kind_name(value);
+    else if constexpr (std::is_same_v<T, RngKind>)
+      j[key] = rng_kind_name(value);
     else
       j[key] = value;
   });
@@ -87,7 +89,7 @@ nlohmann::json TrainConfig::to_json() const {
 TrainConfig TrainConfig::from_json(const nlohmann::json& j, const std::string& file) {
   EMBER_CHECK(j.is_object(), "train: '{}' holds no training settings (expected a JSON object)", file);
   TrainConfig c;
-  c.rng = "ember";  // runs saved before the setting existed used ember's generators
+  c.rng = RngKind::Ember;  // runs saved before the setting existed used ember's generators
   c.model.vocab_size = json_field<int64_t>(j, "vocab_size", file);
   for_each_setting(c, [&](const char* key, const char*, const char*, auto& value) {
     using T = std::decay_t<decltype(value)>;
@@ -95,6 +97,8 @@ TrainConfig TrainConfig::from_json(const nlohmann::json& j, const std::string& f
     if (optional && !j.contains(key)) return;
     if constexpr (std::is_same_v<T, PosKind>)
       value = parse_pos_kind(json_field<std::string>(j, key, file));
+    else if constexpr (std::is_same_v<T, RngKind>)
+      value = parse_rng_kind(json_field<std::string>(j, key, file));
     else
       value = json_field<T>(j, key, file);
   });

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "nn/gpt.h"
+#include "train/random_stream.h"
 
 namespace ember {
 
@@ -24,14 +25,7 @@ struct TrainConfig {
   double weight_decay = 0.1, beta1 = 0.9, beta2 = 0.99, grad_clip = 1.0;
   int64_t eval_interval = 250, eval_iters = 20, log_interval = 10;
   uint64_t seed = 1337;
-  // Where the random draws come from. "nanogpt" (default): PyTorch's CPU
-  // stream in nanoGPT train.py's order (the model initialised as nanoGPT's
-  // GPT(config) after torch.manual_seed(seed), the first batch drawn before
-  // step 0, train and val estimates at step 0 and every eval_interval, each
-  // next batch right after a step), so with dropout 0 a run replays nanoGPT's
-  // with the same seed (train/torch_rng.h). "ember": ember's own generators,
-  // val estimates on separately seeded batches.
-  std::string rng = "nanogpt";
+  RngKind rng = RngKind::Nanogpt;  // where the random draws come from: train/random_stream.h
   int64_t keep_checkpoints = 2;  // complete checkpoints kept in out/ (the newest ones)
 
   // Not saved: how this process runs, not what the run is.
@@ -56,7 +50,7 @@ void check_resume_flags(const TrainConfig& flags, const std::vector<std::string>
 
 // Calls f(key, flag, help, value&) for every saved setting of `c`, in the
 // order `gpt train --help` lists them. Model settings that are not flags
-// (vocab_size) are left out; `pos` is passed as its PosKind.
+// (vocab_size) are left out; `pos` and `rng` are passed as their enums.
 template <typename Config, typename F>
 void for_each_setting(Config& c, F&& f) {
   auto& m = c.model;

@@ -10,8 +10,8 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <optional>
+#include <fstream>
 
 #include "core/graph_dot.h"
 #include "train/checkpoint.h"
@@ -23,7 +23,7 @@
 #include "train/optim.h"
 #include "train/plots.h"
 #include "train/tokenizer.h"
-#include "train/torch_rng.h"
+#include "train/random_stream.h"
 
 namespace ember {
 namespace {
@@ -86,22 +86,12 @@ struct Run {
   std::unique_ptr<DataParallel> parallel;
   std::vector<NamedTensor> params;  // the model's parameters, listed once (clipping runs every step)
   std::vector<Tensor> param_tensors;
-  Generator data_gen;
+  std::unique_ptr<RandomStream> stream;  // every draw but dropout's: initial weights, batches, estimates
   int64_t step = 0;
   int64_t saved_step = -1;  // the step of the newest checkpoint (-1: none yet)
   std::string checkpoint;   // its directory
   std::unique_ptr<MetricsLog> metrics;
-  // rng "nanogpt": PyTorch's stream, and the starts of the batch it drew for the next step.
-  std::unique_ptr<TorchGenerator> torch_gen;
-  std::vector<int64_t> next_starts;
 };
-
-// nanoGPT's get_batch draws: B starts from torch.randint(len(data) - T, (B,)).
-std::vector<int64_t> torch_starts(Run& run, const std::vector<int32_t>& data) {
-  std::vector<int64_t> starts(static_cast<size_t>(run.cfg.batch_size));
-  for (int64_t& s : starts) s = run.torch_gen->randint(static_cast<int64_t>(data.size()) - run.cfg.model.block_size);
-  return starts;
-}
 
 std::unique_ptr<Tokenizer> make_tokenizer(const TrainConfig& cfg, const std::string& text) {
   if (cfg.tokenizer == "char") return std::make_unique<CharTokenizer>(CharTokenizer::train(text));
@@ -121,8 +111,11 @@ void load_data(Run& run) {
               run.data.train.size(), run.data.val.size(), need);
 }
 
-// The per-step machinery: one weight-sharing replica per extra thread, and AdamW.
+// The per-step machinery: the random stream, one weight-sharing replica per
+// extra thread, and AdamW.
 void make_step_machinery(Run& run) {
+  const TrainConfig& c = run.cfg;
+  run.stream = make_random_stream({c.rng, c.seed, c.batch_size, c.model.block_size, c.eval_iters}, run.data);
   run.parallel = std::make_unique<DataParallel>(*run.model);
   run.params = run.model->named_parameters();
   run.param_tensors = run.model->parameters();
@@ -131,48 +124,42 @@ void make_step_machinery(Run& run) {
 }
 
 struct Estimate {
-  double train = std::nan(""), val = 0.0;  // mean losses over eval_iters random batches; train only for nanogpt
+  double train = std::nan(""), val = 0.0;  // mean losses over eval_iters batches; train only if the stream draws it
 };
 
-Estimate estimate_losses(Run& run) {
-  const int64_t B = run.cfg.batch_size, T = run.cfg.model.block_size;
-  std::vector<Batch> batches;
-  if (!run.torch_gen) {
-    Generator gen(run.cfg.seed * 1000003 + static_cast<uint64_t>(run.step));  // independent of training draws
-    for (int64_t i = 0; i < run.cfg.eval_iters; ++i) batches.push_back(sample_batch(run.data.val, B, T, gen));
-    return {std::nan(""), mean_loss(*run.model, batches)};
-  }
+Estimate estimate_losses(Run& run, bool scheduled) {
+  const EstimateBatches b = run.stream->estimate_batches(run.step, scheduled);
   Estimate e;
-  for (auto [split, loss] : {std::pair{&run.data.train, &e.train}, std::pair{&run.data.val, &e.val}}) {
-    batches.clear();
-    for (int64_t i = 0; i < run.cfg.eval_iters; ++i) batches.push_back(batch_at(*split, torch_starts(run, *split), T));
-    *loss = mean_loss(*run.model, batches);
-  }
+  if (!b.train.empty()) e.train = mean_loss(*run.model, b.train);
+  e.val = mean_loss(*run.model, b.val);
   return e;
 }
 
+// Stops the run at `step`, naming the first parameter whose gradient (or,
+// when every gradient is finite, whose value) is not finite.
+[[noreturn]] void diverged(const Run& run, int64_t step, const std::string& what) {
+  std::vector<NamedTensor> grads;
+  for (const auto& [name, p] : run.params) grads.emplace_back(name, p.grad());
+  std::string culprit = first_non_finite(grads);
+  if (!culprit.empty())
+    culprit = fmt::format("; first non-finite gradient: '{}'", culprit);
+  else if (const std::string w = first_non_finite(run.params); !w.empty())
+    culprit = fmt::format("; first non-finite weight: '{}'", w);
+  throw Diverged(fmt::format("train: step {}: {}{}; stopping (lower --lr or use --grad-clip). {}", step, what, culprit,
+                             run.checkpoint.empty() ? std::string("No checkpoint was saved.")
+                                                    : "The last checkpoint, " + run.checkpoint + ", is untouched."));
+}
+
 void checkpoint(Run& run) {
-  const std::string bad = first_non_finite(run.params);
-  if (!bad.empty())
-    throw Diverged(fmt::format("train: step {}: weight '{}' is no longer finite; not saving it (the last checkpoint{} "
-                               "is untouched)",
-                               run.step, bad, run.checkpoint.empty() ? "" : " " + run.checkpoint));
-  TrainerState s{run.step, run.data_gen.state(), run.model->dropout_generator().state(), run.cfg.to_json(), nullptr};
-  if (run.torch_gen) s.torch_stream = {{"state", run.torch_gen->state()}, {"next_starts", run.next_starts}};
+  if (!first_non_finite(run.params).empty()) diverged(run, run.step, "a weight is no longer finite, so it is not saved");
+  TrainerState s;
+  s.step = run.step;
+  s.dropout_rng = run.model->dropout_generator().state();
+  s.settings = run.cfg.to_json();
+  s.stream = run.stream->state();
   run.checkpoint = save_checkpoint(run.cfg.out, *run.model, *run.tokenizer, *run.optimizer, s,
                                    run.cfg.keep_checkpoints);
   run.saved_step = run.step;
-}
-
-// Stops the run with the step and the first parameter whose gradient is not finite.
-[[noreturn]] void diverged(const Run& run, const std::string& what) {
-  std::vector<NamedTensor> grads;
-  for (const auto& [name, p] : run.params) grads.emplace_back(name, p.grad());
-  const std::string bad = first_non_finite(grads);
-  throw Diverged(fmt::format("train: step {}: {}{}; stopping (lower --lr or use --grad-clip). {}", run.step + 1, what,
-                             bad.empty() ? "" : fmt::format("; first non-finite gradient: '{}'", bad),
-                             run.checkpoint.empty() ? std::string("No checkpoint was saved.")
-                                                    : "The last checkpoint, " + run.checkpoint + ", is untouched."));
 }
 
 void print_progress(const Run& run, float loss, double lr, double tokens_per_s, double eta_s) {
@@ -198,17 +185,15 @@ void dump_first_graph(Run& run) {
 float train_step(Run& run) {
   const TrainConfig& c = run.cfg;
   run.optimizer->set_lr(cosine_lr(run.step, c.lr, c.min_lr, c.warmup_iters, c.lr_decay_iters));
-  const Batch batch = run.torch_gen ? batch_at(run.data.train, run.next_starts, c.model.block_size)
-                                    : sample_batch(run.data.train, c.batch_size, c.model.block_size, run.data_gen);
+  const Batch batch = run.stream->next_batch();
   const bool dump = !c.dump_graph.empty();  // --dump-graph: this process's first step
   if (dump) run.parallel->keep_next_graph();
   const float loss = run.parallel->forward_backward(batch);
   if (dump) dump_first_graph(run);
-  if (!std::isfinite(loss)) diverged(run, fmt::format("the loss is {}", loss));
   const float norm = c.grad_clip > 0.0 ? clip_grad_norm(run.param_tensors, static_cast<float>(c.grad_clip))
                                        : grad_norm(run.param_tensors);
-  if (!std::isfinite(norm)) diverged(run, fmt::format("the gradient norm is {}", norm));
-  if (run.torch_gen) run.next_starts = torch_starts(run, run.data.train);  // nanoGPT fetches it here
+  if (!std::isfinite(loss) || !std::isfinite(norm))
+    diverged(run, run.step + 1, fmt::format("the loss is {} and the gradient norm {}", loss, norm));
   run.optimizer->step();
   ++run.step;
   return loss;
@@ -223,10 +208,7 @@ TrainResult loop(Run& run) {
   int64_t window_steps = 0;
   auto report = [&](const Estimate& e) {
     if (!std::isfinite(e.val) || (!std::isnan(e.train) && !std::isfinite(e.train)))
-      throw Diverged(fmt::format("train: step {}: the loss estimate is not finite (train {}, val {}); stopping. {}",
-                                 run.step, e.train, e.val,
-                                 run.checkpoint.empty() ? "No checkpoint was saved."
-                                                        : "The last checkpoint, " + run.checkpoint + ", is untouched."));
+      diverged(run, run.step, fmt::format("the loss estimate is not finite (train {}, val {})", e.train, e.val));
     if (!c.quiet) {
       fmt::print("{}step {}: ", c.live_progress ? "\n" : "", run.step);
       if (!std::isnan(e.train)) fmt::print("train loss {:.4f}, ", e.train);
@@ -238,7 +220,7 @@ TrainResult loop(Run& run) {
     run.metrics->write(m);
     result.val_loss = e.val;
   };
-  if (run.torch_gen && run.step == 0) report(estimate_losses(run));  // nanoGPT estimates before step 0 too
+  if (run.step == 0 && run.stream->estimates_at_start()) report(estimate_losses(run, true));
   if (run.step == 0 && c.max_iters == 0) checkpoint(run);            // a run of no steps saves its initial model
   while (run.step < c.max_iters) {
     const float loss = train_step(run);
@@ -255,12 +237,7 @@ TrainResult loop(Run& run) {
     }
     const bool scheduled = run.step % c.eval_interval == 0;
     if (scheduled || run.step == c.max_iters) {
-      // nanoGPT makes no estimate off the schedule: draw this one from a copy of
-      // the stream, so a run resumed from here goes on as an uninterrupted one.
-      const std::optional<TorchGenerator> stream =
-          run.torch_gen && !scheduled ? std::optional<TorchGenerator>(*run.torch_gen) : std::nullopt;
-      report(estimate_losses(run));
-      if (stream) *run.torch_gen = *stream;
+      report(estimate_losses(run, scheduled));
       checkpoint(run);
     }
     if (const int sig = stop_requested()) {
@@ -289,16 +266,11 @@ TrainResult train(const TrainConfig& cfg) {
   }
   Run run;
   run.cfg = cfg;
-  run.data_gen = Generator(cfg.seed);
   load_data(run);
   run.cfg.model.vocab_size = run.tokenizer->vocab_size();
   run.model = std::make_unique<GPT>(run.cfg.model, cfg.seed);
-  if (cfg.rng == "nanogpt") {
-    run.torch_gen = std::make_unique<TorchGenerator>(cfg.seed);
-    init_like_nanogpt(*run.model, *run.torch_gen);
-    run.next_starts = torch_starts(run, run.data.train);  // nanoGPT's first get_batch, before the loop
-  }
   make_step_machinery(run);
+  run.stream->init_model(*run.model);
   std::error_code ec;
   fs::create_directories(cfg.out, ec);
   EMBER_CHECK(fs::is_directory(cfg.out), "train: cannot create the run directory '{}' ({})", cfg.out,
@@ -336,28 +308,13 @@ TrainResult resume(const std::string& dir, const ResumeOptions& options) {
   if (options.keep_checkpoints > 0) run.cfg.keep_checkpoints = options.keep_checkpoints;
   run.cfg.quiet = options.quiet;
   run.cfg.live_progress = options.live_progress;
+  load_data(run);
   make_step_machinery(run);
   const TrainerState s = load_training_state(dir, *run.optimizer);
   run.step = run.saved_step = s.step;
   run.checkpoint = loaded.path;
-  run.data_gen.set_state(s.data_rng);
   run.model->dropout_generator().set_state(s.dropout_rng);
-  if (run.cfg.rng == "nanogpt") {
-    EMBER_CHECK(s.torch_stream.is_object() && s.torch_stream.contains("state") &&
-                    s.torch_stream.contains("next_starts") && s.torch_stream["state"].is_string() &&
-                    s.torch_stream["next_starts"].is_array() &&
-                    static_cast<int64_t>(s.torch_stream["next_starts"].size()) == run.cfg.batch_size,
-                "resume: '{}' has no valid torch_stream (the PyTorch generator's state and batch_size next starts), "
-                "which rng nanogpt needs",
-                trainer_file);
-    run.torch_gen = std::make_unique<TorchGenerator>(run.cfg.seed);
-    run.torch_gen->set_state(s.torch_stream.at("state").get<std::string>());
-    for (const nlohmann::json& v : s.torch_stream.at("next_starts")) {
-      EMBER_CHECK(v.is_number_integer(), "resume: '{}' torch_stream next_starts must be integers", trainer_file);
-      run.next_starts.push_back(v.get<int64_t>());
-    }
-  }
-  load_data(run);
+  run.stream->set_state(s.stream, trainer_file);
   run.metrics = std::make_unique<MetricsLog>(dir, s.step);
   if (!run.cfg.quiet) {
     fmt::print("ember: resuming '{}' at step {} of {}\n", loaded.path, run.step, run.cfg.max_iters);

@@ -4,6 +4,7 @@
 // binary (build/ or build/asan/).
 #include <doctest/doctest.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <array>
 #include <cstdio>
@@ -60,4 +61,32 @@ TEST_CASE("gpt command line: bad input gives one line on stderr and exit code 2"
   r = run(gpt + " train --help");
   CHECK(r.exit_code == 0);
   CHECK(r.out.find("--n-layer") != std::string::npos);
+}
+
+TEST_CASE("gpt sample: the KV cache prints the recompute path's text, past the context") {
+  const std::string gpt = program("gpt");
+  const std::string dir = (std::filesystem::temp_directory_path() / "ember_test_sample_kv").string();
+  std::filesystem::remove_all(dir);
+  Run r = run(gpt + " train --n-layer 1 --n-head 2 --n-embd 16 --block-size 8 --max-iters 1 --eval-iters 1 " +
+              "--batch-size 2 --out " + dir + " >/dev/null 2>&1");
+  REQUIRE(r.exit_code == 0);
+  const std::string sample = gpt + " sample --ckpt " + dir + " --tokens 40 --prompt 'the '";  // 40 > block_size 8
+  const Run cached = run(sample), recomputed = run(sample + " --no-kv-cache");
+  CHECK(cached.exit_code == 0);
+  CHECK(cached.out.rfind("the ", 0) == 0);  // the prompt, then the new text
+  CHECK(cached.out.size() > 40);
+  CHECK(cached.out == recomputed.out);
+  r = run(sample + " --window-shift 9 2>&1 >/dev/null");
+  CHECK(r.exit_code == 2);
+  CHECK(r.out == "error: sample: the window shift must be in [1, block_size 8], got 9\n");
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("gpt command line: a bad EMBER_GEMM is one line on stderr and exit code 2, before any training") {
+  const std::string out_dir = "/tmp/ember_test_bad_gemm_" + std::to_string(::getpid());
+  const Run r = run("EMBER_GEMM=fast " + program("gpt") + " train --max-iters 1 --out " + out_dir + " 2>&1 >/dev/null");
+  CHECK(r.exit_code == 2);
+  CHECK(r.out == "error: EMBER_GEMM=fast: unknown matmul kernel (expected naive, openblas or ember)\n");
+  CHECK(!std::filesystem::exists(out_dir));  // stopped before writing a checkpoint
+  std::filesystem::remove_all(out_dir);
 }

@@ -116,7 +116,7 @@ TEST_CASE("gpt: bad flags, bad files and failed writes give one clear line and e
       {"train --keep-checkpoints 0", "--keep-checkpoints must be >= 1, got 0"},
       {"train --tokenizer words", "--tokenizer must be char or bpe, got words"},
       {"train --tokenizer bpe --vocab-size 100", "--vocab-size must be in [256, 65536], got 100"},
-      {"train --rng numpy", "--rng must be nanogpt or ember, got numpy"},
+      {"train --rng numpy", "unknown random stream 'numpy' (choose nanogpt or ember)"},
       {"train --seed 5000000000", "--seed must be below 2^32 with rng nanogpt"},
       {"train --pos absolute", "unknown positional encoding 'absolute'"},
       {"train --threads 0", "the thread count must be in [1, 1024], got 0"},

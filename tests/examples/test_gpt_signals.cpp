@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "tests/examples/process.h"
+#include "train/safetensors.h"
 
 using namespace ember::testing;
 namespace fs = std::filesystem;
@@ -133,6 +134,10 @@ TEST_CASE("gpt train --lr 1e6 diverges: exit 3 naming the step, and the last che
                              "--max-iters 200 --out " + out);
   CHECK(r.exit_code == 3);
   CHECK_MESSAGE(r.err.starts_with("error: train: step "), r.err);
+  // Which check stops it (the step's loss and gradient norm, the estimate, the
+  // weights before a save) depends on where the overflow shows first; the
+  // test below pins the first one.
+  CHECK_MESSAGE(r.err.find("not finite") != std::string::npos, r.err);
   CHECK(r.err.find("is untouched") != std::string::npos);
   const int64_t saved = latest_step(out);
   REQUIRE(saved >= 1);
@@ -153,4 +158,21 @@ TEST_CASE("gpt sample: tokens go out as they are made, and a closed pipe ends it
   const Result status =
       run("bash -c 'set -o pipefail; " + gpt + " sample --ckpt " + out + " --tokens 5000000 | head -c 5'");
   CHECK(status.exit_code == 0);  // ember stopped quietly with status 0 long before 5 million tokens
+}
+
+TEST_CASE("gpt train: a loss that overflows at the first resumed step stops there, naming the step and gradient") {
+  ScratchDir dir("overflow");
+  const std::string gpt = program("gpt"), text = write_small_text(dir / "text.txt"), out = dir / "run";
+  REQUIRE(run(gpt + " train --data " + text + " " + kTinyModel + " --max-iters 3 --eval-interval 3 --out " + out)
+              .exit_code == 0);
+  // A finite but huge final LayerNorm gain: the logits overflow to infinity on the next forward pass.
+  const std::string weights = out + "/ckpt-000003/model.safetensors";
+  ember::SafetensorsFile f = ember::load_safetensors(weights);
+  f.tensors.at("transformer.ln_f.weight").data()[0] = 3e38f;
+  ember::save_safetensors(weights, f);
+  const Result r = run(gpt + " train --resume " + out + " --max-iters 6");
+  CHECK(r.exit_code == 3);
+  CHECK_MESSAGE(r.err.starts_with("error: train: step 4: the loss is "), r.err);
+  CHECK_MESSAGE(r.err.find("first non-finite gradient: '") != std::string::npos, r.err);
+  CHECK(r.err.find("The last checkpoint, " + out + "/ckpt-000003, is untouched.") != std::string::npos);
 }

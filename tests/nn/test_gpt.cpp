@@ -207,3 +207,52 @@ TEST_CASE("GPT: a tiny model of every positional kind memorises one batch (loss 
     CHECK(loss < 0.1f);
   }
 }
+
+TEST_CASE("GPT::replica: shares the weights' storage, keeps its own gradients; every Dropout draws from the model") {
+  GPTConfig c = ember::testing::tiny_gpt(13, 1);
+  c.dropout = 0.2f;
+  GPT model(c, 3);
+  const std::unique_ptr<GPT> r = model.replica();
+  const auto mine = model.state_dict(), theirs = r->state_dict();
+  REQUIRE(mine.size() == theirs.size());
+  for (size_t i = 0; i < mine.size(); ++i) {
+    CAPTURE(mine[i].first);
+    CHECK(mine[i].second.data() == theirs[i].second.data());   // the same memory
+    CHECK_FALSE(mine[i].second.is_same(theirs[i].second));     // but another tensor
+    CHECK(theirs[i].second.name() == mine[i].second.name());  // tied: the first name
+  }
+  CHECK(r->lm_head->weight.is_same(r->transformer->wte->weight));  // still tied
+  model.transformer->wte->weight.data()[3] = 42.0f;                 // a write shows through
+  CHECK(r->transformer->wte->weight.data()[3] == 42.0f);
+  const IntTensor x({1, 8}, {1, 2, 3, 4, 5, 6, 7, 8}), y({1, 8}, {2, 3, 4, 5, 6, 7, 8, 9});
+  r->loss(r->forward(x), y).backward();
+  CHECK(r->transformer->wte->weight.grad().defined());
+  CHECK_FALSE(model.transformer->wte->weight.grad().defined());  // gradients stay apart
+  // Every Dropout module draws from its own model's generator.
+  int dropouts = 0;
+  for (const auto& [name, m] : model.named_modules())
+    if (const auto* d = dynamic_cast<const Dropout*>(m)) {
+      CHECK(d->generator == &model.dropout_generator());
+      ++dropouts;
+    }
+  CHECK(dropouts == 1 + 3 * c.n_layer);  // transformer.drop; attn_dropout, resid_dropout, mlp.drop per block
+  for (const auto& [name, m] : r->named_modules())
+    if (const auto* d = dynamic_cast<const Dropout*>(m)) CHECK(d->generator == &r->dropout_generator());
+  // A module of another structure cannot share.
+  GPT other(ember::testing::tiny_gpt(13, 2), 3);
+  CHECK_THROWS_WITH_AS(other.share_parameters_with(model), doctest::Contains("parameters here but"), Error);
+}
+
+TEST_CASE("Tensor::set_: a leaf views another tensor's storage; an op's output cannot") {
+  Tensor a = tensor({2, 2}, {1, 2, 3, 4}).requires_grad_();
+  const Tensor b = tensor({3}, {7, 8, 9});
+  a.set_name("a").set_(b);
+  CHECK(a.shape() == Shape{3});
+  CHECK(a.to_vector() == std::vector<float>{7, 8, 9});
+  CHECK(a.requires_grad());
+  CHECK(a.name() == "a");
+  b.data()[0] = 5.0f;
+  CHECK(a.at({0}) == 5.0f);
+  Tensor c = mul(a, 2.0f);
+  CHECK_THROWS_WITH_AS(c.set_(b), doctest::Contains("only a leaf can view another tensor's storage"), Error);
+}

@@ -112,7 +112,7 @@ TEST_CASE("plots: a run draws loss.svg and positions.svg, valid XML with the dat
   c.eval_interval = 3;
   c.eval_iters = 2;
   c.log_interval = 2;
-  c.rng = "ember";
+  c.rng = RngKind::Ember;
   c.quiet = true;
   train(c);
   // The step-0 table is GPT(config, seed)'s, as a fresh model builds it.

@@ -111,7 +111,7 @@ TEST_CASE("resume: losses after resuming equal an uninterrupted run's, to the la
       CAPTURE(stop);
       TempDir a("resume_a"), b("resume_b");
       TrainConfig full_cfg = tiny_run(a.str(), 12), half_cfg = tiny_run(b.str(), stop);
-      full_cfg.rng = half_cfg.rng = rng;
+      full_cfg.rng = half_cfg.rng = parse_rng_kind(rng);
       const TrainResult full = train(full_cfg);
       train(half_cfg);  // stops (and checkpoints) at step `stop`
       const TrainResult rest = resume(b.str(), {.max_iters = 12, .quiet = true});
@@ -151,7 +151,7 @@ TEST_CASE("train: rng nanogpt replays PyTorch running nanoGPT's loop on the same
   c.warmup_iters = 2;
   c.lr_decay_iters = 6;
   c.seed = 1337;
-  c.rng = "nanogpt";
+  c.rng = RngKind::Nanogpt;
   c.quiet = true;
   const TrainResult r = train(c);
   const SafetensorsFile want = load_safetensors("tests/reference/data/trainer_nanogpt.safetensors");
@@ -229,4 +229,30 @@ TEST_CASE("position_ablation: evaluates zeroed and shuffled tables, then restore
   GPT no_table(rope);
   CHECK_THROWS_WITH_AS(position_ablation(no_table, val, 1),
                        "ablation: the model has no learned positional table (pos is rope)", Error);
+}
+
+TEST_CASE("eval windows: every target is the next token, and gpt eval's loss is the mean over those windows") {
+  std::vector<int32_t> data(61);
+  for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<int32_t>((i * 5 + 3) % 13);
+  const int64_t T = 8;
+  const std::vector<Batch> batches = sequential_batches(data, 3, T);  // (61 - 1) / 8 = 7 windows: 3 + 3 + 1
+  REQUIRE(batches.size() == 3);
+  int64_t window = 0;
+  for (const Batch& b : batches)
+    for (int64_t r = 0; r < b.x.size(0); ++r, ++window)
+      for (int64_t t = 0; t < T; ++t) {
+        CHECK(b.x.data[r * T + t] == data[window * T + t]);
+        CHECK(b.y.data[r * T + t] == data[window * T + t + 1]);
+      }
+  CHECK(window == 7);
+  // sequential_loss: the token-weighted mean of each window's loss, each computed on its own.
+  GPT model(ember::testing::tiny_gpt(13, 1), 2);
+  model.eval();
+  double total = 0.0;
+  for (int64_t w = 0; w < 7; ++w) {
+    std::vector<int64_t> x(data.begin() + w * T, data.begin() + w * T + T);
+    std::vector<int64_t> y(data.begin() + w * T + 1, data.begin() + w * T + T + 1);
+    total += model.loss(model.forward(IntTensor({1, T}, x)), IntTensor({1, T}, y)).item();
+  }
+  CHECK(sequential_loss(model, data, 3) == doctest::Approx(total / 7).epsilon(1e-6));
 }

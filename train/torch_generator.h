@@ -2,14 +2,12 @@
 // same weights as a PyTorch / nanoGPT run: torch.manual_seed(s) seeds one
 // mt19937, and randint, uniform_ and normal_ turn its 32-bit draws into values
 // with fixed rules (taken from PyTorch 1.13's CPU kernels and checked against
-// it in tests/train/test_torch_rng.cpp, golden values from generate.py).
+// it in tests/train/test_random_stream.cpp, golden values from generate.py).
 #pragma once
 
 #include <cstdint>
 #include <random>
 #include <string>
-
-#include "nn/gpt.h"
 
 namespace ember {
 
@@ -36,14 +34,5 @@ class TorchGenerator {
  private:
   std::mt19937 engine_;
 };
-
-// Sets every parameter of `model` exactly as PyTorch builds nanoGPT's GPT
-// after torch.manual_seed: first the draws nn.Embedding and nn.Linear make
-// when constructed (values then overwritten), then normal(0, 0.02) on every
-// Linear and Embedding weight in module order (a tied wte/lm_head is drawn
-// twice, the lm_head draw stays), zero biases, LayerNorm 1 / 0, and last
-// normal(0, 0.02 / sqrt(2 n_layer)) on each c_proj weight. Leaves `gen` where
-// PyTorch's generator would be after the model's constructor.
-void init_like_nanogpt(GPT& model, TorchGenerator& gen);
 
 }  // namespace ember

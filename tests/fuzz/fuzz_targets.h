@@ -1,0 +1,96 @@
+// The fuzz targets: each reader of untrusted bytes, fed arbitrary input. An
+// ember::Error is the expected answer to bad input; anything else escaping,
+// a crash, a sanitizer report or a broken property is a finding. The same
+// functions run under libFuzzer (`make fuzz`, tests/fuzz/fuzz_main.cpp) and,
+// over every saved input in tests/fuzz/corpus/, inside the doctest suite.
+#pragma once
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstdlib>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <string_view>
+
+#include "core/error.h"
+#include "train/checkpoint.h"
+#include "train/random_stream.h"
+#include "train/safetensors.h"
+#include "train/tokenizer.h"
+#include "train/train_config.h"
+
+namespace ember::fuzz {
+
+// Input that is not even JSON is handled by the parsers the readers call
+// (nlohmann's, which reports it without throwing here); the targets are the
+// checks ember makes on JSON values.
+inline nlohmann::json parse_or_null(const uint8_t* data, size_t size) {
+  return nlohmann::json::parse(data, data + size, nullptr, /*allow_exceptions=*/false);
+}
+
+// A safetensors file with these bytes, read through the real file path (an
+// in-memory file, so no disk is touched).
+inline int safetensors(const uint8_t* data, size_t size) {
+  const int fd = memfd_create("ember_fuzz", 0);
+  if (fd < 0) std::abort();
+  if (size > 0 && write(fd, data, size) != static_cast<ssize_t>(size)) std::abort();
+  try {
+    load_safetensors("/proc/self/fd/" + std::to_string(fd));
+  } catch (const Error&) {
+  }
+  close(fd);
+  return 0;
+}
+
+// tokenizer.json: a tokenizer that loads must encode and decode consistently.
+inline int tokenizer_json(const uint8_t* data, size_t size) {
+  try {
+    const std::unique_ptr<Tokenizer> t = tokenizer_from_json(parse_or_null(data, size));
+    std::vector<int32_t> all(static_cast<size_t>(std::min(t->vocab_size(), 4096)));
+    for (size_t i = 0; i < all.size(); ++i) all[i] = static_cast<int32_t>(i);
+    const std::string text = t->decode(all);
+    if (t->kind() == "bpe" && t->decode(t->encode(text)) != text) std::abort();  // byte-level: always round-trips
+  } catch (const Error&) {
+  }
+  return 0;
+}
+
+inline int config_json(const uint8_t* data, size_t size) {
+  try {
+    config_from_json(parse_or_null(data, size), "config.json");
+  } catch (const Error&) {
+  }
+  return 0;
+}
+
+// trainer.json: the state fields, then the settings a resumed run would use.
+inline int trainer_json(const uint8_t* data, size_t size) {
+  try {
+    const TrainerState s = trainer_state_from_json(parse_or_null(data, size), "trainer.json");
+    const TrainConfig c = TrainConfig::from_json(s.settings, "trainer.json");
+    static const TokenSplit tokens{std::vector<int32_t>(5000, 1), std::vector<int32_t>(600, 2)};
+    if (c.model.block_size < 500)
+      make_random_stream({c.rng, c.seed, c.batch_size, c.model.block_size, c.eval_iters}, tokens)
+          ->set_state(s.stream, "trainer.json");
+  } catch (const Error&) {
+  }
+  return 0;
+}
+
+// BPE encoding of arbitrary bytes: decode(encode(x)) == x, and every id is in range.
+inline int bpe_encode(const uint8_t* data, size_t size) {
+  static const BpeTokenizer bpe = BpeTokenizer::train(
+      "the quick brown fox jumps over the lazy dog; the dog sleeps. It's the fox's den, isn't it?\n"
+      "Ünïcödé wörds and   spaces\t\ttabs 12345 67890 the the the quick quick fox fox",
+      300);
+  const std::string_view text(reinterpret_cast<const char*>(data), size);
+  const std::vector<int32_t> ids = bpe.encode(text);
+  for (int32_t id : ids)
+    if (id < 0 || id >= bpe.vocab_size()) std::abort();
+  if (bpe.decode(ids) != text) std::abort();
+  return 0;
+}
+
+}  // namespace ember::fuzz
