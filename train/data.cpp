@@ -9,13 +9,17 @@
 
 namespace ember {
 
-std::string read_text_file(const std::string& path) {
+void check_text_file(const std::string& path) {
   namespace fs = std::filesystem;
   std::error_code ec;
   EMBER_CHECK(fs::exists(path, ec), "data: file '{}' does not exist", path);
   EMBER_CHECK(!fs::is_directory(path, ec), "data: '{}' is a directory, not a text file", path);
   // A device or a pipe (/dev/zero, /dev/stdin) has no end to read up to.
   EMBER_CHECK(fs::is_regular_file(path, ec), "data: '{}' is not a regular file (a device, pipe or socket)", path);
+}
+
+std::string read_text_file(const std::string& path) {
+  check_text_file(path);
   std::ifstream in(path, std::ios::binary);
   EMBER_CHECK(in.good(), "data: cannot open '{}' for reading", path);
   std::ostringstream ss;

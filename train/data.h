@@ -11,8 +11,11 @@
 
 namespace ember {
 
-// The whole file as bytes; clear Error when missing, unreadable, empty, or not a
-// regular file (a directory, a device such as /dev/zero, a pipe).
+// Error unless `path` is an existing regular file (not a directory, a device
+// such as /dev/zero, or a pipe).
+void check_text_file(const std::string& path);
+// The whole file as bytes; clear Error when check_text_file fails, or the
+// file is unreadable or empty.
 std::string read_text_file(const std::string& path);
 
 struct TokenSplit {

@@ -257,6 +257,7 @@ TrainResult loop(Run& run) {
 
 TrainResult train(const TrainConfig& cfg) {
   cfg.validate();
+  if (!cfg.data.empty()) check_text_file(cfg.data);  // the input's problems before the output's
   if (holds_checkpoint(cfg.out)) {
     EMBER_CHECK(cfg.overwrite,
                 "train: '{}' already holds a run's checkpoint; resume it with --resume {}, choose another --out, or "
