@@ -2,6 +2,8 @@
 // config S or M (or the seed's input layer with --input-layer) and prints one
 // JSON line in bench/torch_bench.py's schema, so run_bench.py can set the two
 // side by side. Run: build/bench/bench_gpt --config S --steps 30 --warmup 3
+// Built with MPI (build/mpi/bench/bench_gpt) and started by mpirun, the ranks
+// split every step's batch as `gpt train` does and rank 0 prints the line.
 #include <fmt/format.h>
 #include <sys/resource.h>
 
@@ -16,6 +18,7 @@
 #include "core/parallel.h"
 #include "nn/gpt.h"
 #include "train/data_parallel.h"
+#include "train/distributed.h"
 #include "train/optim.h"
 
 using namespace ember;
@@ -114,9 +117,9 @@ std::string bench_gpt(const Options& opt) {
   return fmt::format(
       R"({{"impl": "ember", "config": "{}", "median_ms": {:.3f}, "tokens_per_s": {:.1f}, )"
       R"("gflop_per_step": {:.4f}, "gflop_per_s": {:.3f}, "peak_rss_mb": {:.1f}, "peak_tensor_mb": {:.1f}, )"
-      R"("steps": {}, "threads": {}}})",
+      R"("steps": {}, "threads": {}, "ranks": {}}})",
       opt.config, med * 1e3, B * T / med, flops / 1e9, flops / med / 1e9, peak_rss_mb(),
-      static_cast<double>(storage_stats().peak_live_bytes) / (1 << 20), opt.steps, num_threads());
+      static_cast<double>(storage_stats().peak_live_bytes) / (1 << 20), opt.steps, num_threads(), world_size());
 }
 
 // The seed: token embedding [50257,256] + learned positions [4,256], ids [8,4],
@@ -145,6 +148,12 @@ std::string bench_input_layer(const Options& opt) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  try {
+    init_distributed(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_gpt: %s\n", e.what());
+    return 2;
+  }
   Options opt;
   CLI::App app{"ember CPU training-step benchmark (PyTorch's side: bench/torch_bench.py)"};
   app.add_option("--config", opt.config, "model size")->check(CLI::IsMember({"S", "M"}))->capture_default_str();
@@ -162,15 +171,15 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     const int rc = app.exit(e);
-    return rc == 0 ? 0 : 2;
+    return finish_distributed(rc == 0 ? 0 : 2, true);
   }
   try {
     if (opt.threads > 0) set_num_threads(opt.threads);
     const std::string line = opt.input_layer ? bench_input_layer(opt) : bench_gpt(opt);
-    std::puts(line.c_str());
+    if (is_main_rank()) std::puts(line.c_str());
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "bench_gpt: %s\n", e.what());
-    return 2;
+    std::fprintf(stderr, "bench_gpt: %s%s\n", rank_prefix().c_str(), e.what());
+    return finish_distributed(2, false);
   }
-  return 0;
+  return finish_distributed(0, true);
 }

@@ -5,6 +5,7 @@
 //   gpt eval --ckpt DIR [--data FILE] [--dump-logits FILE]
 // Exit codes: 0 done; 2 bad input or a failure (one line on stderr); 3 the
 // training diverged; 130 / 143 stopped by SIGINT / SIGTERM after saving.
+// build/mpi/gpt (make mpi) trains across processes under mpirun: see README.md.
 #include <fmt/format.h>
 #include <unistd.h>
 
@@ -21,6 +22,7 @@
 #include "train/checkpoint.h"
 #include "train/data.h"
 #include "train/default_corpus.h"
+#include "train/distributed.h"
 #include "train/evaluate.h"
 #include "train/interrupt.h"
 #include "train/safetensors.h"
@@ -154,7 +156,7 @@ int run_train(TrainArgs& a, const CLI::App& cmd) {
     if (cmd.count("--max-iters")) o.max_iters = std::max<int64_t>(a.cfg.max_iters, 1);
     if (cmd.count("--log-interval")) o.log_interval = a.cfg.log_interval;
     if (cmd.count("--keep-checkpoints")) o.keep_checkpoints = a.cfg.keep_checkpoints;
-    o.live_progress = isatty(STDOUT_FILENO);
+    o.live_progress = isatty(STDOUT_FILENO) && world_size() == 1;  // mpirun gives ranks a terminal of its own
     phase = "training";
     r = resume(a.resume, o);
   } else {
@@ -162,10 +164,11 @@ int run_train(TrainArgs& a, const CLI::App& cmd) {
                 "train: --data was given an empty file name (leave the flag out to use the built-in corpus)");
     a.cfg.model.pos = parse_pos_kind(a.pos);
     a.cfg.rng = parse_rng_kind(a.rng);
-    a.cfg.live_progress = isatty(STDOUT_FILENO);
+    a.cfg.live_progress = isatty(STDOUT_FILENO) && world_size() == 1;
     phase = "training";
     r = train(a.cfg);
   }
+  if (!is_main_rank()) return r.stopped_by ? 128 + r.stopped_by : 0;  // rank 0 reports for the job
   if (r.stopped_by) {
     fmt::print("stopped by {} at step {}; checkpoint in {}; continue with: gpt train --resume {}\n",
                r.stopped_by == SIGINT ? "SIGINT" : "SIGTERM", r.step, r.checkpoint, r.out_dir);
@@ -204,21 +207,30 @@ int run_eval(const std::string& ckpt, const std::string& data, const std::string
   return 0;
 }
 
-// The exit status for an exception that reached main, after printing its one line.
-int report_failure() {
+// The exit status for an exception that reached main, after printing its one
+// line. In an MPI job, `everywhere` tells whether every rank raised the same
+// error at the same point (a diverged run, a JobError): rank 0 alone prints
+// those. Any other error is this rank's own, and its line names the rank.
+int report_failure(bool& everywhere) {
+  const std::string rank = rank_prefix();
+  everywhere = false;
   try {
     throw;
   } catch (const Diverged& e) {
-    fmt::print(stderr, "error: {}\n", e.what());
+    everywhere = true;
+    if (is_main_rank()) fmt::print(stderr, "error: {}\n", e.what());
     return 3;
+  } catch (const JobError& e) {
+    everywhere = true;
+    if (is_main_rank()) fmt::print(stderr, "error: {}\n", e.what());
   } catch (const OutOfMemory& e) {
-    fmt::print(stderr, "error: out of memory while {}: {}\n", phase, e.what());
+    fmt::print(stderr, "error: {}out of memory while {}: {}\n", rank, phase, e.what());
   } catch (const Error& e) {
-    fmt::print(stderr, "error: {}\n", e.what());
+    fmt::print(stderr, "error: {}{}\n", rank, e.what());
   } catch (const std::bad_alloc&) {
-    fmt::print(stderr, "error: out of memory while {}\n", phase);
+    fmt::print(stderr, "error: {}out of memory while {}\n", rank, phase);
   } catch (const std::exception& e) {
-    fmt::print(stderr, "error: unexpected failure while {} ({}); please report it\n", phase, e.what());
+    fmt::print(stderr, "error: {}unexpected failure while {} ({}); please report it\n", rank, phase, e.what());
   }
   return 2;
 }
@@ -227,6 +239,12 @@ int report_failure() {
 
 int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);  // a closed pipe becomes EPIPE on write, handled where it happens
+  try {
+    init_distributed(argc, argv);  // MPI, when mpirun started this MPI build
+  } catch (const Error& e) {
+    fmt::print(stderr, "error: {}\n", e.what());
+    return 2;
+  }
   CLI::App app{"ember gpt: train a toy GPT on a text file, sample from it, evaluate it"};
   app.require_subcommand(1);
   TrainArgs train_args;
@@ -258,15 +276,18 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
+    return finish_distributed(is_main_rank() ? app.exit(e) : 0, true);
   } catch (const CLI::CallForAllHelp& e) {
-    return app.exit(e);
+    return finish_distributed(is_main_rank() ? app.exit(e) : 0, true);
   } catch (const CLI::ParseError& e) {
-    fmt::print(stderr, "error: {}\n", e.what());
-    return 2;
+    fmt::print(stderr, "error: {}{}\n", rank_prefix(), e.what());  // ranks may have been given other lines
+    return finish_distributed(2, false);
   }
   int status = 0;
+  bool everywhere = true;  // every rank ends with this status (train/distributed.h)
   try {
+    EMBER_CHECK(world_size() == 1 || *train_cmd, "mpi: only `gpt train` runs across ranks; run {} without mpirun",
+                *sample_cmd ? "sample" : "eval");
     if (threads != 0 || train_cmd->count("--threads") + sample_cmd->count("--threads") + eval_cmd->count("--threads"))
       set_num_threads(threads);
     if (*train_cmd) status = run_train(train_args, *train_cmd);
@@ -281,11 +302,11 @@ int main(int argc, char** argv) {
       status = run_eval(eval_ckpt, eval_data, dump_path);
     }
   } catch (...) {
-    status = report_failure();
+    status = report_failure(everywhere);
   }
   if (status == 0 && !stdout_closed && (std::fflush(stdout) != 0 || std::ferror(stdout))) {
-    fmt::print(stderr, "error: cannot write to standard output ({})\n", std::strerror(errno));
-    return 2;
+    fmt::print(stderr, "error: {}cannot write to standard output ({})\n", rank_prefix(), std::strerror(errno));
+    status = 2, everywhere = false;
   }
-  return status;
+  return finish_distributed(status, everywhere);
 }
