@@ -103,23 +103,28 @@ std::string bench_gpt(const Options& opt) {
   Generator gen(opt.seed);
   DataParallel parallel(model, 0, opt.pass_tokens);  // the trainer's step: one batch slice per thread
 
+  std::vector<double> comm;  // seconds of each step's cross-rank sums (MPI)
   auto step = [&] {
     // Data content does not matter for timing; shapes do.
     const IntTensor idx = random_ids(gen, B, T, kVocab);
     const IntTensor targets = random_ids(gen, B, T, kVocab);
     parallel.forward_backward({idx, targets});
+    comm.push_back(parallel.comm_seconds());
     clip_grad_norm(params, 1.0f);
     optimizer.step();
     optimizer.zero_grad();
   };
   const double med = time_steps(step, opt.warmup, opt.steps);
+  comm.erase(comm.begin(), comm.begin() + opt.warmup);
+  std::sort(comm.begin(), comm.end());
   const double flops = flops_per_step(model, cfg, B);
   return fmt::format(
       R"({{"impl": "ember", "config": "{}", "median_ms": {:.3f}, "tokens_per_s": {:.1f}, )"
       R"("gflop_per_step": {:.4f}, "gflop_per_s": {:.3f}, "peak_rss_mb": {:.1f}, "peak_tensor_mb": {:.1f}, )"
-      R"("steps": {}, "threads": {}, "ranks": {}}})",
+      R"("steps": {}, "threads": {}, "ranks": {}, "comm_ms": {:.3f}}})",
       opt.config, med * 1e3, B * T / med, flops / 1e9, flops / med / 1e9, peak_rss_mb(),
-      static_cast<double>(storage_stats().peak_live_bytes) / (1 << 20), opt.steps, num_threads(), world_size());
+      static_cast<double>(storage_stats().peak_live_bytes) / (1 << 20), opt.steps, num_threads(), world_size(),
+      comm[comm.size() / 2] * 1e3);
 }
 
 // The seed: token embedding [50257,256] + learned positions [4,256], ids [8,4],

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <exception>
 #include <numeric>
@@ -126,11 +127,13 @@ float DataParallel::forward_backward(const Batch& batch) {
     });
   }
   if (world_size() > 1) {
+    const auto start = std::chrono::steady_clock::now();
     sum_across_ranks();
     // Each slice's loss has one rank that adds anything but zeros to it: the
     // sum is exact, and the total below adds them in one process's order.
     allreduce_sum(losses);
     share_generator_state();
+    comm_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   }
   float total = 0.0f;
   for (float l : losses) total += l;

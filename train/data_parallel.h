@@ -67,6 +67,8 @@ class DataParallel {
   // Sums the model's gradients across the ranks, in place (collective; what
   // forward_backward does after the backward, public for bench_allreduce).
   void sum_across_ranks();
+  // Seconds the last forward_backward spent in cross-rank sums (0 in one process).
+  double comm_seconds() const { return comm_seconds_; }
 
  private:
   void share_generator_state();
@@ -74,7 +76,8 @@ class DataParallel {
   GPT& model_;
   SliceLayout layout_;
   int64_t pass_tokens_;
-  std::vector<float> staging_;                  // packed gradients on their way through MPI
+  std::vector<float> staging_;  // packed gradients on their way through MPI
+  double comm_seconds_ = 0.0;
   std::vector<std::unique_ptr<GPT>> replicas_;  // slice k > 0 runs on replicas_[k - 1]
   std::vector<std::vector<Tensor>> params_;     // params_[k]: slice k's parameters, in the same order
 };
