@@ -25,6 +25,18 @@ IntTensor rows(const IntTensor& ids, int64_t begin, int64_t end) {
   return IntTensor({end - begin, T}, std::vector<int64_t>(ids.data.begin() + begin * T, ids.data.begin() + end * T));
 }
 
+// JobError when a batch of B rows leaves a rank without rows: every rank sees
+// the whole layout, so all of them find the same one.
+void check_rows(const SliceLayout& layout, int64_t B) {
+  const auto ranks = static_cast<int64_t>(layout.threads.size());
+  for (int64_t r = 1, starts = layout.threads[0]; r < ranks; starts += layout.threads[r++])
+    if (starts >= B)
+      throw JobError(
+          fmt::format("train: a batch of {} rows leaves rank {} without rows ({} ranks with {} threads in "
+                      "all cut it into one slice per thread); use a larger --batch-size or fewer ranks",
+                      B, r, ranks, layout.total()));
+}
+
 }  // namespace
 
 int64_t SliceLayout::total() const { return std::accumulate(threads.begin(), threads.end(), int64_t{0}); }
@@ -57,31 +69,47 @@ DataParallel::DataParallel(GPT& model, SliceLayout layout, int64_t pass_tokens)
 
 float DataParallel::forward_backward(const Batch& batch) {
   const int64_t B = batch.x.size(0);
+  check_rows(layout_, B);
   const int64_t slices = std::min<int64_t>(layout_.total(), B);  // over the whole job
-  // Every rank sees the whole layout, so all of them find a rank left without rows.
-  const auto ranks = static_cast<int64_t>(layout_.threads.size());
-  for (int64_t r = 1, starts = layout_.threads[0]; r < ranks; starts += layout_.threads[r++])
-    if (starts >= B)
-      throw JobError(
-          fmt::format("train: a batch of {} rows leaves rank {} without rows ({} ranks with {} threads in "
-                      "all cut it into one slice per thread); use a larger --batch-size or fewer ranks",
-                      B, r, ranks, layout_.total()));
-  const int64_t first = layout_.first();
-  const int64_t own = std::min<int64_t>(first + static_cast<int64_t>(replicas_.size()) + 1, slices) - first;
-  auto first_row = [&](int64_t k) { return B * k / slices; };  // slice k is rows [first_row(k), first_row(k + 1))
-  const int64_t rows_per_pass = std::max<int64_t>(1, pass_tokens_ / std::max<int64_t>(1, batch.x.size(1)));
-  // Dropout masks of slice k > 0 come from the k-th of slices - 1 seeds drawn
-  // from the model's generator, slice 0's from the model's generator itself,
-  // so one seed (and one checkpointed state) fixes every mask, whichever rank
-  // runs a slice. A rank > 0 runs its first slice on the model, reseeded.
+  const int64_t own =
+      std::min<int64_t>(layout_.first() + static_cast<int64_t>(replicas_.size()) + 1, slices) - layout_.first();
+  seed_slices(slices, own);
+  std::vector<float> losses(static_cast<size_t>(slices));  // by slice of the job; others' stay 0 here
+  run_slices(batch, slices, own, losses);
+  sum_replicas(own);
+  if (world_size() > 1) {
+    const auto start = std::chrono::steady_clock::now();
+    sum_across_ranks();
+    // Each slice's loss has one rank that adds anything but zeros to it: the
+    // sum is exact, and the total below adds them in one process's order.
+    allreduce_sum(losses);
+    share_generator_state();
+    comm_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  }
+  float total = 0.0f;
+  for (float l : losses) total += l;
+  return total;
+}
+
+// Dropout masks of slice k > 0 come from the k-th of slices - 1 seeds drawn
+// from the model's generator, slice 0's from the model's generator itself, so
+// one seed (and one checkpointed state) fixes every mask, whichever rank runs
+// a slice. A rank > 0 runs its first slice on the model, reseeded.
+void DataParallel::seed_slices(int64_t slices, int64_t own) {
   std::vector<uint64_t> seeds(static_cast<size_t>(slices));
   for (int64_t k = 1; k < slices; ++k) seeds[k] = model_.dropout_generator().next_u64();
   for (int64_t j = 0; j < own; ++j) {
     GPT& m = j == 0 ? model_ : *replicas_[j - 1];
-    if (first + j > 0) m.dropout_generator().seed(seeds[first + j]);
+    if (layout_.first() + j > 0) m.dropout_generator().seed(seeds[layout_.first() + j]);
     m.train(model_.is_training());
   }
-  std::vector<float> losses(static_cast<size_t>(slices));  // by global slice; others' stay 0 here
+}
+
+// This rank's slices, one a thread: slice first + j runs on replica j (0: the model).
+void DataParallel::run_slices(const Batch& batch, int64_t slices, int64_t own, std::vector<float>& losses) {
+  const int64_t B = batch.x.size(0), first = layout_.first();
+  auto first_row = [&](int64_t k) { return B * k / slices; };  // slice k is rows [first_row(k), first_row(k + 1))
+  const int64_t rows_per_pass = std::max<int64_t>(1, pass_tokens_ / std::max<int64_t>(1, batch.x.size(1)));
   std::vector<std::exception_ptr> errors(static_cast<size_t>(own));
   parallel_for(own, 1, [&](int64_t begin, int64_t end) {
     for (int64_t j = begin; j < end; ++j) {
@@ -106,7 +134,10 @@ float DataParallel::forward_backward(const Batch& batch) {
   });
   for (const auto& e : errors)
     if (e) std::rethrow_exception(e);
-  // Sum the replicas' gradients into the model's, slice by slice in order.
+}
+
+// Sums the replicas' gradients into the model's, slice by slice in order.
+void DataParallel::sum_replicas(int64_t own) {
   std::vector<Tensor>& params = params_[0];
   for (int64_t k = 1; k < own; ++k) {
     const std::vector<Tensor>& theirs = params_[k];
@@ -126,18 +157,6 @@ float DataParallel::forward_backward(const Batch& batch) {
       }
     });
   }
-  if (world_size() > 1) {
-    const auto start = std::chrono::steady_clock::now();
-    sum_across_ranks();
-    // Each slice's loss has one rank that adds anything but zeros to it: the
-    // sum is exact, and the total below adds them in one process's order.
-    allreduce_sum(losses);
-    share_generator_state();
-    comm_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  }
-  float total = 0.0f;
-  for (float l : losses) total += l;
-  return total;
 }
 
 void DataParallel::sum_across_ranks() {

@@ -71,6 +71,9 @@ class DataParallel {
   double comm_seconds() const { return comm_seconds_; }
 
  private:
+  void seed_slices(int64_t slices, int64_t own);
+  void run_slices(const Batch& batch, int64_t slices, int64_t own, std::vector<float>& losses);
+  void sum_replicas(int64_t own);
   void share_generator_state();
 
   GPT& model_;
