@@ -352,6 +352,18 @@ TEST_CASE("mpirun: a rank that fails ends the job naming it; bad uses of ranks a
   CHECK(small.exit_code == 2);
   CHECK_MESSAGE(small.err.find("error: train: a batch of 1 rows leaves rank 1 without rows") != std::string::npos,
                 small.err);
+  // Every rank diverges at the same step: rank 0 says so once, exit 3, as
+  // one process with the same slices does.
+  const std::string diverging = " train " + kModel + kBatch + " --data " + text +
+                                " --max-iters 40 --lr 1e6 --grad-clip 0 --warmup-iters 0 --out " + (dir / "diverged");
+  const Result alone = run(gpt + diverging + " --threads 2");
+  const Result both = run(mpirun(2) + gpt + diverging + " --threads 1");
+  REQUIRE(alone.exit_code == 3);
+  CHECK(both.exit_code == 3);
+  const std::string said = alone.err.substr(0, alone.err.find('\n'));
+  CHECK(said.starts_with("error: train: step "));
+  CHECK(both.err.find(said) != std::string::npos);
+  CHECK(both.err.find("error: ") == both.err.rfind("error: "));
   // The program built without MPI refuses to run as one of several ranks.
   const Result plain = run(mpirun(2) + program("../gpt") + common + kBatch + " --data " + text);
   CHECK(plain.exit_code == 2);
