@@ -76,6 +76,7 @@ float DataParallel::forward_backward(const Batch& batch) {
   seed_slices(slices, own);
   std::vector<float> losses(static_cast<size_t>(slices));  // by slice of the job; others' stay 0 here
   run_slices(batch, slices, own, losses);
+  keep_graph_ = false;
   sum_replicas(own);
   if (world_size() > 1) {
     const auto start = std::chrono::steady_clock::now();
@@ -125,7 +126,10 @@ void DataParallel::run_slices(const Batch& batch, int64_t slices, int64_t own, s
           // Each pass's mean loss weighs by its share of the batch.
           const float share = static_cast<float>(b1 - b0) / static_cast<float>(B);
           losses[k] += loss.item() * share;
-          mul(loss, share).backward();
+          const Tensor scaled = mul(loss, share);
+          const bool keep = keep_graph_ && k == 0 && b0 == first_row(0);
+          scaled.backward(/*retain_graph=*/keep);
+          if (keep) kept_graph_ = scaled;
         }
       } catch (...) {
         errors[j] = std::current_exception();

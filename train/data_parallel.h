@@ -22,6 +22,7 @@
 #pragma once
 
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "nn/gpt.h"
@@ -70,6 +71,12 @@ class DataParallel {
   // Seconds the last forward_backward spent in cross-rank sums (0 in one process).
   double comm_seconds() const { return comm_seconds_; }
 
+  // Makes the next forward_backward keep the graph of slice 0's first pass
+  // (through its backward, so the model's leaves end with the whole batch's
+  // gradients) until take_graph() hands over its root. For --dump-graph.
+  void keep_next_graph() { keep_graph_ = true; }
+  Tensor take_graph() { return std::exchange(kept_graph_, Tensor()); }
+
  private:
   void seed_slices(int64_t slices, int64_t own);
   void run_slices(const Batch& batch, int64_t slices, int64_t own, std::vector<float>& losses);
@@ -83,6 +90,8 @@ class DataParallel {
   double comm_seconds_ = 0.0;
   std::vector<std::unique_ptr<GPT>> replicas_;  // slice k > 0 runs on replicas_[k - 1]
   std::vector<std::vector<Tensor>> params_;     // params_[k]: slice k's parameters, in the same order
+  bool keep_graph_ = false;
+  Tensor kept_graph_;
 };
 
 }  // namespace ember
