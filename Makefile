@@ -185,3 +185,50 @@ fuzz:
 build/fuzz/fuzz_%: tests/fuzz/fuzz_main.cpp tests/fuzz/fuzz_targets.h build/fuzz/libember.a
 	clang++-14 -std=c++20 -I. $(FUZZ_FLAGS) -fsanitize=fuzzer -DEMBER_FUZZ_TARGET=$* $< build/fuzz/libember.a \
 	  -o $@ $(LDLIBS)
+
+# ---- MPI (issue #13) -------------------------------------------------------
+# `make mpi` installs OpenMPI and builds build/mpi/gpt: the same program, able
+# to train across processes under mpirun (README.md). Only
+# train/distributed.cpp differs (compiled with -DEMBER_MPI into a copy of
+# libember.a); every other object is the default build's. The default build
+# and `make test` need no MPI.
+#   make test-mpi    2-rank runs against one process, a killed rank, mismatched ranks (tests/mpi)
+#   make bench-mpi   2 ranks x 1 thread against 1 process x 2 threads, and MPI_Allreduce against size
+MPI_PACKAGES := openmpi-bin libopenmpi-dev
+MPI_BUILD    := $(BUILD)/mpi
+MPI_CFLAGS    = $(shell mpicc --showme:compile) -DOMPI_SKIP_MPICXX -DMPICH_SKIP_MPICXX
+MPI_LIBS      = $(shell mpicc --showme:link)
+MPI_TEST_OBJ := $(patsubst %.cpp,$(BUILD)/obj/%.o,tests/main.cpp $(wildcard tests/mpi/*.cpp))
+MPI_BENCHES  := bench_gpt bench_allreduce
+
+.PHONY: mpi test-mpi bench-mpi
+mpi:
+	@tools/install_deps.sh $(MPI_PACKAGES)
+	@$(MAKE) $(BUILD)/gpt $(MPI_BUILD)/gpt $(MPI_BUILD)/tests_mpi $(MPI_BENCHES:%=$(MPI_BUILD)/bench/%)
+
+test-mpi: mpi
+	$(MPI_BUILD)/tests_mpi $(TEST_ARGS)
+
+bench-mpi: mpi
+	/usr/bin/python3 bench/run_bench_mpi.py --build $(BUILD) $(BENCH_ARGS)
+
+$(MPI_BUILD)/obj/train/distributed.o: train/distributed.cpp | deps
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) -DEMBER_MPI $(MPI_CFLAGS) -c $< -o $@
+
+$(MPI_BUILD)/libember.a: $(LIB) $(MPI_BUILD)/obj/train/distributed.o
+	cp $(LIB) $@.tmp
+	ar rs $@.tmp $(MPI_BUILD)/obj/train/distributed.o
+	mv $@.tmp $@
+
+$(MPI_BUILD)/gpt: $(BUILD)/obj/examples/gpt.o $(MPI_BUILD)/libember.a
+	$(CXX) $(LDFLAGS) -o $@ $< $(MPI_BUILD)/libember.a $(LDLIBS) $(MPI_LIBS)
+
+$(MPI_BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(MPI_BUILD)/libember.a
+	@mkdir -p $(dir $@)
+	$(CXX) $(LDFLAGS) -o $@ $< $(MPI_BUILD)/libember.a $(LDLIBS) $(MPI_LIBS)
+
+$(MPI_BUILD)/tests_mpi: $(MPI_TEST_OBJ) $(LIB)
+	$(CXX) $(LDFLAGS) -o $@ $(MPI_TEST_OBJ) $(LIB) $(LDLIBS)
+
+-include $(MPI_BUILD)/obj/train/distributed.d $(MPI_TEST_OBJ:.o=.d)

@@ -2,6 +2,8 @@
 // config S or M (or the seed's input layer with --input-layer) and prints one
 // JSON line in bench/torch_bench.py's schema, so run_bench.py can set the two
 // side by side. Run: build/bench/bench_gpt --config S --steps 30 --warmup 3
+// Built with MPI (build/mpi/bench/bench_gpt) and started by mpirun, the ranks
+// split every step's batch as `gpt train` does and rank 0 prints the line.
 #include <fmt/format.h>
 #include <sys/resource.h>
 
@@ -16,6 +18,7 @@
 #include "core/parallel.h"
 #include "nn/gpt.h"
 #include "train/data_parallel.h"
+#include "train/distributed.h"
 #include "train/optim.h"
 
 using namespace ember;
@@ -100,23 +103,28 @@ std::string bench_gpt(const Options& opt) {
   Generator gen(opt.seed);
   DataParallel parallel(model, 0, opt.pass_tokens);  // the trainer's step: one batch slice per thread
 
+  std::vector<double> comm;  // seconds of each step's cross-rank sums (MPI)
   auto step = [&] {
     // Data content does not matter for timing; shapes do.
     const IntTensor idx = random_ids(gen, B, T, kVocab);
     const IntTensor targets = random_ids(gen, B, T, kVocab);
     parallel.forward_backward({idx, targets});
+    comm.push_back(parallel.comm_seconds());
     clip_grad_norm(params, 1.0f);
     optimizer.step();
     optimizer.zero_grad();
   };
   const double med = time_steps(step, opt.warmup, opt.steps);
+  comm.erase(comm.begin(), comm.begin() + opt.warmup);
+  std::sort(comm.begin(), comm.end());
   const double flops = flops_per_step(model, cfg, B);
   return fmt::format(
       R"({{"impl": "ember", "config": "{}", "median_ms": {:.3f}, "tokens_per_s": {:.1f}, )"
       R"("gflop_per_step": {:.4f}, "gflop_per_s": {:.3f}, "peak_rss_mb": {:.1f}, "peak_tensor_mb": {:.1f}, )"
-      R"("steps": {}, "threads": {}}})",
+      R"("steps": {}, "threads": {}, "ranks": {}, "comm_ms": {:.3f}}})",
       opt.config, med * 1e3, B * T / med, flops / 1e9, flops / med / 1e9, peak_rss_mb(),
-      static_cast<double>(storage_stats().peak_live_bytes) / (1 << 20), opt.steps, num_threads());
+      static_cast<double>(storage_stats().peak_live_bytes) / (1 << 20), opt.steps, num_threads(), world_size(),
+      comm[comm.size() / 2] * 1e3);
 }
 
 // The seed: token embedding [50257,256] + learned positions [4,256], ids [8,4],
@@ -145,6 +153,12 @@ std::string bench_input_layer(const Options& opt) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  try {
+    init_distributed(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_gpt: %s\n", e.what());
+    return 2;
+  }
   Options opt;
   CLI::App app{"ember CPU training-step benchmark (PyTorch's side: bench/torch_bench.py)"};
   app.add_option("--config", opt.config, "model size")->check(CLI::IsMember({"S", "M"}))->capture_default_str();
@@ -162,15 +176,15 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     const int rc = app.exit(e);
-    return rc == 0 ? 0 : 2;
+    return finish_distributed(rc == 0 ? 0 : 2, true);
   }
   try {
     if (opt.threads > 0) set_num_threads(opt.threads);
     const std::string line = opt.input_layer ? bench_input_layer(opt) : bench_gpt(opt);
-    std::puts(line.c_str());
+    if (is_main_rank()) std::puts(line.c_str());
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "bench_gpt: %s\n", e.what());
-    return 2;
+    std::fprintf(stderr, "bench_gpt: %s%s\n", rank_prefix().c_str(), e.what());
+    return finish_distributed(2, false);
   }
-  return 0;
+  return finish_distributed(0, true);
 }

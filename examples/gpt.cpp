@@ -7,6 +7,7 @@
 //   gpt train --debug-step     one step of a tiny model, for gdb (docs/debugging.md)
 // Exit codes: 0 done; 2 bad input or a failure (one line on stderr); 3 the
 // training diverged; 130 / 143 stopped by SIGINT / SIGTERM after saving.
+// build/mpi/gpt (make mpi) trains across processes under mpirun: see README.md.
 #include <fmt/format.h>
 #include <unistd.h>
 
@@ -24,6 +25,7 @@
 #include "train/data.h"
 #include "train/debug_step.h"
 #include "train/default_corpus.h"
+#include "train/distributed.h"
 #include "train/evaluate.h"
 #include "train/interrupt.h"
 #include "train/plots.h"
@@ -161,6 +163,7 @@ void draw_plots(const std::string& run_dir) {
 }
 
 int run_debug_step(TrainArgs& a, const CLI::App& cmd) {
+  EMBER_CHECK(world_size() == 1, "train: --debug-step runs in one process; start it without mpirun");
   EMBER_CHECK(cmd.count("--resume") == 0,
               "train: --debug-step cannot be combined with --resume (it takes a fresh model's first step)");
   a.cfg.model.pos = parse_pos_kind(a.pos);
@@ -191,7 +194,7 @@ int run_train(TrainArgs& a, const CLI::App& cmd) {
     if (cmd.count("--max-iters")) o.max_iters = std::max<int64_t>(a.cfg.max_iters, 1);
     if (cmd.count("--log-interval")) o.log_interval = a.cfg.log_interval;
     if (cmd.count("--keep-checkpoints")) o.keep_checkpoints = a.cfg.keep_checkpoints;
-    o.live_progress = isatty(STDOUT_FILENO);
+    o.live_progress = isatty(STDOUT_FILENO) && world_size() == 1;  // mpirun gives ranks a terminal of its own
     phase = "training";
     r = resume(a.resume, o);
   } else {
@@ -199,10 +202,11 @@ int run_train(TrainArgs& a, const CLI::App& cmd) {
                 "train: --data was given an empty file name (leave the flag out to use the built-in corpus)");
     a.cfg.model.pos = parse_pos_kind(a.pos);
     a.cfg.rng = parse_rng_kind(a.rng);
-    a.cfg.live_progress = isatty(STDOUT_FILENO);
+    a.cfg.live_progress = isatty(STDOUT_FILENO) && world_size() == 1;
     phase = "training";
     r = train(a.cfg);
   }
+  if (!is_main_rank()) return r.stopped_by ? 128 + r.stopped_by : 0;  // rank 0 reports for the job
   if (r.stopped_by) {
     fmt::print("stopped by {} at step {}; checkpoint in {}; continue with: gpt train --resume {}\n",
                r.stopped_by == SIGINT ? "SIGINT" : "SIGTERM", r.step, r.checkpoint, r.out_dir);
@@ -242,21 +246,30 @@ int run_eval(const std::string& ckpt, const std::string& data, const std::string
   return 0;
 }
 
-// The exit status for an exception that reached main, after printing its one line.
-int report_failure() {
+// The exit status for an exception that reached main, after printing its one
+// line. In an MPI job, `everywhere` tells whether every rank raised the same
+// error at the same point (a diverged run, a JobError): rank 0 alone prints
+// those. Any other error is this rank's own, and its line names the rank.
+int report_failure(bool& everywhere) {
+  const std::string rank = rank_prefix();
+  everywhere = false;
   try {
     throw;
   } catch (const Diverged& e) {
-    fmt::print(stderr, "error: {}\n", e.what());
+    everywhere = true;
+    if (is_main_rank()) fmt::print(stderr, "error: {}\n", e.what());
     return 3;
+  } catch (const JobError& e) {
+    everywhere = true;
+    if (is_main_rank()) fmt::print(stderr, "error: {}\n", e.what());
   } catch (const OutOfMemory& e) {
-    fmt::print(stderr, "error: out of memory while {}: {}\n", phase, e.what());
+    fmt::print(stderr, "error: {}out of memory while {}: {}\n", rank, phase, e.what());
   } catch (const Error& e) {
-    fmt::print(stderr, "error: {}\n", e.what());
+    fmt::print(stderr, "error: {}{}\n", rank, e.what());
   } catch (const std::bad_alloc&) {
-    fmt::print(stderr, "error: out of memory while {}\n", phase);
+    fmt::print(stderr, "error: {}out of memory while {}\n", rank, phase);
   } catch (const std::exception& e) {
-    fmt::print(stderr, "error: unexpected failure while {} ({}); please report it\n", phase, e.what());
+    fmt::print(stderr, "error: {}unexpected failure while {} ({}); please report it\n", rank, phase, e.what());
   }
   return 2;
 }
@@ -265,6 +278,12 @@ int report_failure() {
 
 int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);  // a closed pipe becomes EPIPE on write, handled where it happens
+  try {
+    init_distributed(argc, argv);  // MPI, when mpirun started this MPI build
+  } catch (const Error& e) {
+    fmt::print(stderr, "error: {}\n", e.what());
+    return 2;
+  }
   CLI::App app{"ember gpt: train a toy GPT on a text file, sample from it, evaluate it"};
   app.require_subcommand(1);
   TrainArgs train_args;
@@ -299,15 +318,18 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
+    return finish_distributed(is_main_rank() ? app.exit(e) : 0, true);
   } catch (const CLI::CallForAllHelp& e) {
-    return app.exit(e);
+    return finish_distributed(is_main_rank() ? app.exit(e) : 0, true);
   } catch (const CLI::ParseError& e) {
-    fmt::print(stderr, "error: {}\n", e.what());
-    return 2;
+    fmt::print(stderr, "error: {}{}\n", rank_prefix(), e.what());  // ranks may have been given other lines
+    return finish_distributed(2, false);
   }
   int status = 0;
+  bool everywhere = true;  // every rank ends with this status (train/distributed.h)
   try {
+    EMBER_CHECK(world_size() == 1 || *train_cmd, "mpi: only `gpt train` runs across ranks; run gpt {} without mpirun",
+                app.get_subcommands().front()->get_name());
     if (threads != 0 || train_cmd->count("--threads") + sample_cmd->count("--threads") + eval_cmd->count("--threads"))
       set_num_threads(threads);
     if (*train_cmd) status = run_train(train_args, *train_cmd);
@@ -323,11 +345,11 @@ int main(int argc, char** argv) {
     }
     if (*plot_cmd) draw_plots(plot_dir);
   } catch (...) {
-    status = report_failure();
+    status = report_failure(everywhere);
   }
   if (status == 0 && !stdout_closed && (std::fflush(stdout) != 0 || std::ferror(stdout))) {
-    fmt::print(stderr, "error: cannot write to standard output ({})\n", std::strerror(errno));
-    return 2;
+    fmt::print(stderr, "error: {}cannot write to standard output ({})\n", rank_prefix(), std::strerror(errno));
+    status = 2, everywhere = false;
   }
-  return status;
+  return finish_distributed(status, everywhere);
 }

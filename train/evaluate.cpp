@@ -31,11 +31,10 @@ class EvalMode {
 
 }  // namespace
 
-double mean_loss(GPT& model, const std::vector<Batch>& batches) {
+std::vector<double> batch_losses(GPT& model, std::span<const Batch> batches) {
   EvalMode eval_mode(model);
   // Batches are independent, so each thread evaluates whole batches (forward
-  // only reads the weights); the sum runs in batch order, so the result does
-  // not depend on the thread count.
+  // only reads the weights).
   std::vector<double> losses(batches.size());
   std::vector<std::exception_ptr> errors(batches.size());
   parallel_for(static_cast<int64_t>(batches.size()), 1, [&](int64_t begin, int64_t end) {
@@ -48,14 +47,25 @@ double mean_loss(GPT& model, const std::vector<Batch>& batches) {
       }
     }
   });
+  for (const auto& e : errors)
+    if (e) std::rethrow_exception(e);
+  return losses;
+}
+
+double weighted_mean_loss(const std::vector<double>& losses, const std::vector<Batch>& batches) {
+  // The sum runs in batch order, so the result does not depend on who
+  // evaluated which batch.
   double total = 0.0;
   int64_t count = 0;
   for (size_t i = 0; i < batches.size(); ++i) {
-    if (errors[i]) std::rethrow_exception(errors[i]);
     total += losses[i] * static_cast<double>(batches[i].y.numel());
     count += batches[i].y.numel();
   }
   return count ? total / static_cast<double>(count) : std::nan("");
+}
+
+double mean_loss(GPT& model, const std::vector<Batch>& batches) {
+  return weighted_mean_loss(batch_losses(model, batches), batches);
 }
 
 double sequential_loss(GPT& model, const std::vector<int32_t>& tokens, int64_t batch_size) {

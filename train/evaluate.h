@@ -2,6 +2,7 @@
 // and the positional-table ablations that show learned positions are used.
 #pragma once
 
+#include <span>
 #include <vector>
 
 #include "nn/gpt.h"
@@ -11,6 +12,9 @@ namespace ember {
 
 // Mean loss over all target tokens of the batches (each batch weighted by its size).
 double mean_loss(GPT& model, const std::vector<Batch>& batches);
+// Its two halves: each batch's mean loss, and their mean weighted by batch size.
+std::vector<double> batch_losses(GPT& model, std::span<const Batch> batches);
+double weighted_mean_loss(const std::vector<double>& losses, const std::vector<Batch>& batches);
 
 // `gpt eval`: the mean loss over every non-overlapping block_size window of `tokens`.
 double sequential_loss(GPT& model, const std::vector<int32_t>& tokens, int64_t batch_size = 32);

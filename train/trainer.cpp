@@ -10,20 +10,21 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <optional>
 #include <fstream>
+#include <optional>
 
 #include "core/graph_dot.h"
 #include "train/checkpoint.h"
 #include "train/data.h"
 #include "train/data_parallel.h"
 #include "train/default_corpus.h"
+#include "train/distributed.h"
 #include "train/evaluate.h"
 #include "train/interrupt.h"
 #include "train/optim.h"
 #include "train/plots.h"
-#include "train/tokenizer.h"
 #include "train/random_stream.h"
+#include "train/tokenizer.h"
 
 namespace ember {
 namespace {
@@ -119,8 +120,8 @@ void make_step_machinery(Run& run) {
   run.parallel = std::make_unique<DataParallel>(*run.model);
   run.params = run.model->named_parameters();
   run.param_tensors = run.model->parameters();
-  run.optimizer = std::make_unique<AdamW>(decay_groups(run.params, run.cfg.weight_decay), run.cfg.lr, run.cfg.beta1,
-                                          run.cfg.beta2);
+  run.optimizer =
+      std::make_unique<AdamW>(decay_groups(run.params, run.cfg.weight_decay), run.cfg.lr, run.cfg.beta1, run.cfg.beta2);
 }
 
 struct Estimate {
@@ -130,8 +131,8 @@ struct Estimate {
 Estimate estimate_losses(Run& run, bool scheduled) {
   const EstimateBatches b = run.stream->estimate_batches(run.step, scheduled);
   Estimate e;
-  if (!b.train.empty()) e.train = mean_loss(*run.model, b.train);
-  e.val = mean_loss(*run.model, b.val);
+  if (!b.train.empty()) e.train = run.parallel->mean_loss(b.train);
+  e.val = run.parallel->mean_loss(b.val);
   return e;
 }
 
@@ -150,16 +151,56 @@ Estimate estimate_losses(Run& run, bool scheduled) {
                                                     : "The last checkpoint, " + run.checkpoint + ", is untouched."));
 }
 
+// The weights, hashed: ranks that sum the same gradients hold the same ones.
+uint64_t hash_weights(const Run& run) {
+  uint64_t h = hash_bytes(nullptr, 0);
+  for (const Tensor& p : run.param_tensors) h = hash_bytes(p.data(), static_cast<size_t>(p.numel()) * sizeof(float), h);
+  return h;
+}
+
+// Token ids, hashed: all of them up to 2^20, else 2^20 evenly spaced ones and
+// the count (enough to tell two files apart without reading gigabytes).
+template <typename Tokens>
+uint64_t hash_tokens(const Tokens& tokens, uint64_t h) {
+  const size_t n = tokens.size(), stride = std::max<size_t>(1, n >> 20);
+  h = hash_bytes(&n, sizeof(n), h);
+  if (stride == 1) return hash_bytes(tokens.data(), n * sizeof(tokens[0]), h);
+  for (size_t i = 0; i < n; i += stride) h = hash_bytes(&tokens[i], sizeof(tokens[i]), h);
+  return h;
+}
+
+// In an MPI job: JobError unless every rank runs the same program with the
+// same settings, data and starting state (train/distributed.h).
+void check_ranks_agree(Run& run) {
+  if (world_size() == 1) return;
+  StartFingerprint f;
+  f.binary = executable_hash();
+  const std::string settings = run.cfg.to_json().dump(), tokenizer = run.tokenizer->to_json().dump();
+  f.settings = hash_bytes(settings.data(), settings.size());
+  f.data = hash_tokens(run.data.val, hash_tokens(run.data.train, hash_bytes(tokenizer.data(), tokenizer.size())));
+  const std::string streams = run.stream->state().dump() +
+                              generator_state_to_json(run.model->dropout_generator().state()).dump() +
+                              std::to_string(run.step);
+  f.state = hash_bytes(streams.data(), streams.size(), hash_weights(run));
+  for (auto* moments : {&run.optimizer->exp_avg(), &run.optimizer->exp_avg_sq()})
+    for (const Tensor& m : *moments)
+      if (m.defined()) f.state = hash_bytes(m.data(), static_cast<size_t>(m.numel()) * sizeof(float), f.state);
+  check_same_start(f, run.cfg.data, run.cfg.out);
+}
+
 void checkpoint(Run& run) {
-  if (!first_non_finite(run.params).empty()) diverged(run, run.step, "a weight is no longer finite, so it is not saved");
+  if (!first_non_finite(run.params).empty())
+    diverged(run, run.step, "a weight is no longer finite, so it is not saved");
+  run.saved_step = run.step;
+  if (world_size() > 1) check_same_weights(hash_weights(run), run.step);
+  if (!is_main_rank()) return;  // rank 0 alone writes; the others hold the same state
   TrainerState s;
   s.step = run.step;
   s.dropout_rng = run.model->dropout_generator().state();
   s.settings = run.cfg.to_json();
   s.stream = run.stream->state();
-  run.checkpoint = save_checkpoint(run.cfg.out, *run.model, *run.tokenizer, *run.optimizer, s,
-                                   run.cfg.keep_checkpoints);
-  run.saved_step = run.step;
+  run.checkpoint =
+      save_checkpoint(run.cfg.out, *run.model, *run.tokenizer, *run.optimizer, s, run.cfg.keep_checkpoints);
 }
 
 void print_progress(const Run& run, float loss, double lr, double tokens_per_s, double eta_s) {
@@ -176,8 +217,10 @@ void print_progress(const Run& run, float loss, double lr, double tokens_per_s, 
 // --dump-graph: the graph of the step just taken (its first slice), with the
 // batch's gradients on the leaves, as Graphviz DOT.
 void dump_first_graph(Run& run) {
-  write_text_file(run.cfg.dump_graph, graph_dot(run.parallel->take_graph()));
-  if (!run.cfg.quiet) fmt::print("graph of step {} written to {}\n", run.step + 1, run.cfg.dump_graph);
+  if (is_main_rank()) {  // the rank that ran slice 0
+    write_text_file(run.cfg.dump_graph, graph_dot(run.parallel->take_graph()));
+    if (!run.cfg.quiet) fmt::print("graph of step {} written to {}\n", run.step + 1, run.cfg.dump_graph);
+  }
   run.cfg.dump_graph.clear();
 }
 
@@ -217,11 +260,11 @@ TrainResult loop(Run& run) {
     }
     nlohmann::json m = {{"step", run.step}, {"val_loss", e.val}};
     if (!std::isnan(e.train)) m["train_loss_estimate"] = e.train;
-    run.metrics->write(m);
+    if (run.metrics) run.metrics->write(m);  // rank 0's
     result.val_loss = e.val;
   };
   if (run.step == 0 && run.stream->estimates_at_start()) report(estimate_losses(run, true));
-  if (run.step == 0 && c.max_iters == 0) checkpoint(run);            // a run of no steps saves its initial model
+  if (run.step == 0 && c.max_iters == 0) checkpoint(run);  // a run of no steps saves its initial model
   while (run.step < c.max_iters) {
     const float loss = train_step(run);
     result.losses.push_back(loss);
@@ -230,8 +273,9 @@ TrainResult loop(Run& run) {
     const double tok_s = static_cast<double>(window_steps * c.batch_size * c.model.block_size) / elapsed;
     if (run.step % c.log_interval == 0 || run.step == c.max_iters) {
       print_progress(run, loss, run.optimizer->lr(), tok_s, (c.max_iters - run.step) * elapsed / window_steps);
-      run.metrics->write(
-          {{"step", run.step}, {"train_loss", loss}, {"lr", run.optimizer->lr()}, {"tokens_per_s", tok_s}});
+      if (run.metrics)
+        run.metrics->write(
+            {{"step", run.step}, {"train_loss", loss}, {"lr", run.optimizer->lr()}, {"tokens_per_s", tok_s}});
       window_start = Clock::now();
       window_steps = 0;
     }
@@ -240,7 +284,7 @@ TrainResult loop(Run& run) {
       report(estimate_losses(run, scheduled));
       checkpoint(run);
     }
-    if (const int sig = stop_requested()) {
+    if (const int sig = allreduce_max(stop_requested())) {  // a signal to any rank stops them all here
       if (run.saved_step != run.step) checkpoint(run);
       result.stopped_by = sig;
       break;
@@ -258,27 +302,30 @@ TrainResult loop(Run& run) {
 TrainResult train(const TrainConfig& cfg) {
   cfg.validate();
   if (!cfg.data.empty()) check_text_file(cfg.data);  // the input's problems before the output's
-  if (holds_checkpoint(cfg.out)) {
+  if (is_main_rank() && holds_checkpoint(cfg.out))    // rank 0 owns the run directory
     EMBER_CHECK(cfg.overwrite,
                 "train: '{}' already holds a run's checkpoint; resume it with --resume {}, choose another --out, or "
                 "give --overwrite to replace it",
                 cfg.out, cfg.out);
-    remove_run_files(cfg.out);
-  }
   Run run;
   run.cfg = cfg;
+  run.cfg.quiet = cfg.quiet || !is_main_rank();
   load_data(run);
   run.cfg.model.vocab_size = run.tokenizer->vocab_size();
   run.model = std::make_unique<GPT>(run.cfg.model, cfg.seed);
   make_step_machinery(run);
   run.stream->init_model(*run.model);
-  std::error_code ec;
-  fs::create_directories(cfg.out, ec);
-  EMBER_CHECK(fs::is_directory(cfg.out), "train: cannot create the run directory '{}' ({})", cfg.out,
-              ec ? ec.message() : "a file of that name is in the way");
-  run.metrics = std::make_unique<MetricsLog>(cfg.out, std::nullopt);
-  save_initial_positions(cfg.out, *run.model);  // the step-0 table, for positions.svg
-  if (!cfg.quiet) {
+  check_ranks_agree(run);  // before rank 0 touches the run directory
+  if (is_main_rank()) {
+    if (holds_checkpoint(cfg.out)) remove_run_files(cfg.out);
+    std::error_code ec;
+    fs::create_directories(cfg.out, ec);
+    EMBER_CHECK(fs::is_directory(cfg.out), "train: cannot create the run directory '{}' ({})", cfg.out,
+                ec ? ec.message() : "a file of that name is in the way");
+    run.metrics = std::make_unique<MetricsLog>(cfg.out, std::nullopt);
+    save_initial_positions(cfg.out, *run.model);  // the step-0 table, for positions.svg
+  }
+  if (!run.cfg.quiet) {
     fmt::print("ember: {} parameters, {} train / {} val tokens, vocabulary {} ({})\n", run.model->num_parameters(),
                run.data.train.size(), run.data.val.size(), run.tokenizer->vocab_size(), run.tokenizer->kind());
     flush_stdout();
@@ -307,7 +354,7 @@ TrainResult resume(const std::string& dir, const ResumeOptions& options) {
   if (options.max_iters > 0) run.cfg.max_iters = options.max_iters;
   if (options.log_interval > 0) run.cfg.log_interval = options.log_interval;
   if (options.keep_checkpoints > 0) run.cfg.keep_checkpoints = options.keep_checkpoints;
-  run.cfg.quiet = options.quiet;
+  run.cfg.quiet = options.quiet || !is_main_rank();
   run.cfg.live_progress = options.live_progress;
   load_data(run);
   make_step_machinery(run);
@@ -316,7 +363,8 @@ TrainResult resume(const std::string& dir, const ResumeOptions& options) {
   run.checkpoint = loaded.path;
   run.model->dropout_generator().set_state(s.dropout_rng);
   run.stream->set_state(s.stream, trainer_file);
-  run.metrics = std::make_unique<MetricsLog>(dir, s.step);
+  check_ranks_agree(run);
+  if (is_main_rank()) run.metrics = std::make_unique<MetricsLog>(dir, s.step);
   if (!run.cfg.quiet) {
     fmt::print("ember: resuming '{}' at step {} of {}\n", loaded.path, run.step, run.cfg.max_iters);
     flush_stdout();
