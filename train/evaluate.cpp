@@ -29,9 +29,9 @@ class EvalMode {
   bool was_training_;
 };
 
-}  // namespace
-
-double mean_loss(GPT& model, const std::vector<Batch>& batches) {
+// Adds each batch's summed loss (mean times its target count) to `total`
+// and its target count to `count`, in batch order.
+void add_losses(GPT& model, const std::vector<Batch>& batches, double& total, int64_t& count) {
   EvalMode eval_mode(model);
   // Batches are independent, so each thread evaluates whole batches (forward
   // only reads the weights); the sum runs in batch order, so the result does
@@ -48,29 +48,47 @@ double mean_loss(GPT& model, const std::vector<Batch>& batches) {
       }
     }
   });
-  double total = 0.0;
-  int64_t count = 0;
   for (size_t i = 0; i < batches.size(); ++i) {
     if (errors[i]) std::rethrow_exception(errors[i]);
     total += losses[i] * static_cast<double>(batches[i].y.numel());
     count += batches[i].y.numel();
   }
+}
+
+}  // namespace
+
+double mean_loss(GPT& model, const std::vector<Batch>& batches) {
+  double total = 0.0;
+  int64_t count = 0;
+  add_losses(model, batches, total, count);
   return count ? total / static_cast<double>(count) : std::nan("");
 }
 
-double sequential_loss(GPT& model, const std::vector<int32_t>& tokens, int64_t batch_size) {
-  return mean_loss(model, sequential_batches(tokens, batch_size, model.config().block_size));
+double sequential_loss(GPT& model, const TokenArray& tokens, int64_t batch_size) {
+  const int64_t T = model.config().block_size;
+  EMBER_CHECK(batch_size > 0, "eval: batch size must be positive, got {}", batch_size);
+  EMBER_CHECK(tokens.size() >= T + 1, "data: {} tokens are too few for one window of block_size + 1 = {} tokens",
+              tokens.size(), T + 1);
+  // 64 batches a group: work for every thread, a few MB of ids at most.
+  const int64_t group = 64 * batch_size * T, windows = (tokens.size() - 1) / T;
+  double total = 0.0;
+  int64_t count = 0;
+  for (int64_t w0 = 0; w0 < windows; w0 += group / T) {
+    const int64_t n = std::min(group, (windows - w0) * T) + 1;  // whole windows and the last target
+    add_losses(model, sequential_batches(tokens.slice(w0 * T, n), batch_size, T), total, count);
+  }
+  return total / static_cast<double>(count);
 }
 
-PositionAblation position_ablation(GPT& model, const std::vector<int32_t>& val_all, uint64_t seed, int64_t max_blocks) {
+PositionAblation position_ablation(GPT& model, const TokenArray& val_all, uint64_t seed, int64_t max_blocks) {
   EMBER_CHECK(model.transformer->wpe != nullptr, "ablation: the model has no learned positional table (pos is {})",
               pos_kind_name(model.config().pos));
   Tensor table = model.transformer->wpe->weight;
   const std::vector<float> saved = table.to_vector();
   const int64_t rows = table.size(0), C = table.size(1);
   const int64_t T = model.config().block_size;
-  const auto n = static_cast<int64_t>(std::min<size_t>(val_all.size(), static_cast<size_t>(max_blocks * T + 1)));
-  const std::vector<int32_t> val(val_all.begin(), val_all.begin() + n);
+  const int64_t n = std::min(val_all.size(), max_blocks * T + 1);
+  const TokenArray val = val_all.slice(0, n);
   PositionAblation r{};
   r.blocks = (n - 1) / T;
   r.trained = sequential_loss(model, val);

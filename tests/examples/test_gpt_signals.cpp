@@ -79,10 +79,12 @@ TEST_CASE("gpt train: SIGKILL at 24 random moments never leaves a run that canno
   const Result resumed = run(gpt + " train --resume " + run_dir + " --max-iters " + std::to_string(newest + 2));
   CHECK_MESSAGE(resumed.exit_code == 0, resumed.err);
   CHECK(latest_step(run_dir) == newest + 2);
-  // Interrupted saves leave no clutter once a save succeeds: two checkpoints, the pointer, the log.
+  // Interrupted saves leave no clutter once a save succeeds: two checkpoints, the pointer, the log,
+  // and the token cache (its two files).
   int entries = 0;
   for (const auto& e : fs::directory_iterator(run_dir)) entries += !e.path().filename().string().ends_with(".log");
-  CHECK(entries == 4);
+  CHECK(entries == 5);
+  CHECK(std::distance(fs::directory_iterator(run_dir + "/tokens"), fs::directory_iterator()) == 2);
 }
 
 TEST_CASE("gpt train: SIGINT saves and exits 130, and resuming repeats the uninterrupted run bit for bit") {

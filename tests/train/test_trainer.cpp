@@ -68,7 +68,7 @@ TEST_CASE("data: windows have y equal to x shifted by one, reproducibly from a s
   CHECK(seq[1].x.data[0] == 40);
   const TokenSplit split = split_tokens(data);
   CHECK(split.train.size() == 90);
-  CHECK(split.val.front() == 90);
+  CHECK(split.val[0] == 90);
   CHECK_THROWS_WITH_AS(sample_batch(std::vector<int32_t>(8), 1, 8, g1),
                        "data: 8 tokens are too few for one window of block_size + 1 = 9 tokens", Error);
   CHECK_THROWS_WITH_AS(read_text_file("/nonexistent/ember.txt"), "data: file '/nonexistent/ember.txt' does not exist",
