@@ -101,6 +101,7 @@ std::string check_cache(const CacheFiles& c, const TextFileId& id, const Tokeniz
     const Tokenizer* tok = given;
     if (given && j.at("tokenizer") != given->to_json()) return "it was made by another tokenizer";
     if (!given) {
+      if (j.at("recipe").is_null()) return "it was made by a resumed run's tokenizer";
       if (j.at("recipe") != recipe.to_json())
         return fmt::format("it was made by another tokenizer ({})", j.at("recipe").dump());
       tokenizer = tokenizer_from_json(j.at("tokenizer"));
@@ -141,7 +142,9 @@ void write_file_atomically(const fs::path& path, const std::string& contents) {
 // Encodes the text into tokens.bin and writes the manifest last: the old
 // manifest goes first, so a crash part way leaves no manifest (rebuilt next
 // time), and the checksum catches a tokens.bin that is not the manifest's.
-TokenArray build(const CacheFiles& c, const TextFileId& id, const TokenizerRecipe& recipe, const Tokenizer& tok,
+// `recipe` is null for a tokenizer that was given (a resumed run's): it may
+// not be what the recipe makes of this text, so a new run must not reuse it.
+TokenArray build(const CacheFiles& c, const TextFileId& id, const nlohmann::json& recipe, const Tokenizer& tok,
                  const StreamOptions& o) {
   std::error_code ec;
   fs::create_directories(c.dir, ec);
@@ -151,14 +154,20 @@ TokenArray build(const CacheFiles& c, const TextFileId& id, const TokenizerRecip
   const int width = token_width(tok.vocab_size());
   const fs::path tmp = c.tokens.string() + ".tmp";
   FileSink sink(tmp.string());
-  const int64_t count = encode_file(tok, id, width, sink, o);
-  sink.close();
+  int64_t count = 0;
+  try {
+    count = encode_file(tok, id, width, sink, o);
+    sink.close();
+  } catch (...) {
+    fs::remove(tmp, ec);  // a full disk or a bad character: leave no half-written file behind
+    throw;
+  }
   fs::rename(tmp, c.tokens, ec);
   EMBER_CHECK(!ec, "tokens: cannot rename '{}' to '{}' ({})", tmp.string(), c.tokens.string(), ec.message());
   const nlohmann::json manifest = {
       {"format", kFormat},
       {"text", {{"path", id.path}, {"size", id.size}, {"mtime_ns", id.mtime_ns}}},
-      {"recipe", recipe.to_json()},
+      {"recipe", recipe},
       {"tokenizer", tok.to_json()},
       {"dtype", token_dtype_name(width)},
       {"tokens", count},
@@ -217,7 +226,7 @@ TokenData load_token_data(const TokenDataOptions& o, const TokenizerRecipe& reci
   if (!tok) tok = (d.tokenizer = train_tokenizer(recipe, id, o.stream)).get();
   TokenArray tokens;
   if (cached && o.write_cache) {
-    tokens = build(files, id, recipe, *tok, o.stream);
+    tokens = build(files, id, given ? nlohmann::json() : recipe.to_json(), *tok, o.stream);
   } else {
     MemorySink sink;
     const int width = token_width(tok->vocab_size());

@@ -163,12 +163,21 @@ TEST_CASE("token cache: a changed text or tokenizer rebuilds it") {
   d = run.load({}, &other);
   CHECK(d.rebuilt_because == "it was made by another tokenizer");
   CHECK(all_ids(d.split) == other.encode(text));
+  // A given tokenizer need not be what a new run would train on this text: a new run retrains.
+  d = run.load();
+  CHECK(d.rebuilt_because == "it was made by a resumed run's tokenizer");
+  CHECK(d.tokenizer->to_json() == CharTokenizer::train(text).to_json());
   // Another text file of the same run.
   std::ofstream(run.dir.str("other.txt"), std::ios::binary) << text;
   TokenDataOptions o;
   o.text = run.dir.str("other.txt");
   o.cache_dir = run.cache;
   CHECK(load_token_data(o, {}, &other).rebuilt_because.starts_with("it holds the tokens of \""));
+  // A text the tokenizer cannot encode: the error, and no half-written file left.
+  const CharTokenizer narrow({U' ', U'e', U'h', U't'});
+  CHECK(error_of([&] { run.load({}, &narrow); }).starts_with("char tokenizer: character"));
+  CHECK_FALSE(fs::exists(run.cache + "/tokens.bin.tmp"));
+  CHECK_FALSE(fs::exists(run.cache + "/manifest.json"));
 }
 
 TEST_CASE("token cache: truncated, corrupt or missing files are rebuilt with a reason, never trusted") {
