@@ -88,7 +88,8 @@ class BpeTrainer {
  public:
   explicit BpeTrainer(std::string_view text) {
     std::unordered_map<std::string_view, int64_t> chunk_counts;
-    for (std::string_view chunk : BpeTokenizer::split_chunks(text)) ++chunk_counts[chunk];
+    // Counted as split, without a list of every chunk (16 bytes each, a few per word).
+    for (size_t i = 0, len = 0; i < text.size(); i += len) ++chunk_counts[text.substr(i, len = chunk_length(text, i))];
     for (const auto& [chunk, count] : chunk_counts) {
       words_.emplace_back(chunk.begin(), chunk.end());
       for (int32_t& id : words_.back()) id = static_cast<unsigned char>(id);

@@ -186,7 +186,15 @@ std::unique_ptr<Tokenizer> train_tokenizer(const TokenizerRecipe& recipe, std::s
 
 std::unique_ptr<Tokenizer> train_tokenizer(const TokenizerRecipe& recipe, const TextFileId& file,
                                            const StreamOptions& o) {
-  if (recipe.kind == "bpe") return train_tokenizer(recipe, bpe_sample(file));
+  if (recipe.kind == "bpe") {
+    const std::string sample = bpe_sample(file);
+    if (!o.quiet) {
+      fmt::print("tokens: learning BPE merges on {:.1f} MB of {}\n", 1e-6 * static_cast<double>(sample.size()),
+                 file.size > kBpeSampleBytes ? "the text (64 pieces spread through it)" : "text");
+      std::fflush(stdout);
+    }
+    return train_tokenizer(recipe, sample);
+  }
   if (recipe.kind != "char") return train_tokenizer(recipe, std::string_view());  // the unknown-kind Error
   VocabularyConsumer v;
   stream_text(file, v, "vocabulary", o);
