@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -234,7 +235,7 @@ TokenData load_token_data(const TokenDataOptions& o, const TokenizerRecipe& reci
     const int64_t count = encode_file(*tok, id, width, sink, o.stream);
     tokens = TokenArray(sink.bytes, sink.bytes->data(), count, width);
   }
-  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double s = std::max(1e-3, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   say(o.stream, fmt::format("tokens: {:.1f} MB of text -> {} {} ids in {:.1f} s ({:.0f} MB/s){}", 1e-6 * id.size,
                             tokens.size(), token_dtype_name(tokens.width()), s, 1e-6 * id.size / s,
                             cached && o.write_cache ? ", cached in " + files.dir.string() : ""));
