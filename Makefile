@@ -1,11 +1,17 @@
 # ember's one build entry point. `make help` lists the targets.
-#   make            library build/libember.a and the example programs
-#   make test       build and run the doctest suite
-#   make debug      everything at -O0 -g3 into build/debug (OpenBLAS on one thread)
-#   make asan       the whole suite under AddressSanitizer + UBSan
-#   make demo       train the toy GPT on the built-in corpus, then sample
-#   make bench      ember vs PyTorch training speed and memory, side by side
-#   make parity     checkpoints round-trip between ember and PyTorch (same logits, same loss)
+#   make              library build/libember.a, the example programs and the test binary
+#   make test         build and run the doctest suite (gdb replays docs/debugging.md), then check `make install`
+#   make debug        library and programs at -O0 -g3 into build/debug (one thread, the naive matmul)
+#   make debug-tests  the same plus the test binary, build/debug/tests
+#   make asan         the whole suite under AddressSanitizer + UBSan
+#   make demo         train the toy GPT on the built-in corpus, then sample
+#   make bench        ember vs PyTorch training speed and memory, side by side
+#   make parity       checkpoints round-trip between ember and PyTorch (same logits, same loss)
+#   make install      libember.a, the headers and ember.pc (pkg-config) under PREFIX=/usr/local
+#   make fuzz         libFuzzer (clang-14) on every reader of untrusted bytes, FUZZ_SECONDS each
+# Variables: CXX=clang++-14 (or g++, the default), BUILD=build/clang (where it all goes),
+# EMBER_GEMM=naive|openblas|ember (the matmul kernel compiled in as the default; the
+# EMBER_GEMM environment variable still overrides it when a program runs).
 # Missing Debian packages are installed with apt-get first (as root or via sudo).
 
 CXX      ?= g++
@@ -17,8 +23,15 @@ CXXFLAGS += -std=c++20 -Wall -Wextra -pthread -I. -MMD -MP
 # telling GCC so lets it if-convert and vectorise loops with selects (exp,
 # GELU) and use vector sqrt (Adam). Results are unchanged.
 CXXFLAGS += -fno-trapping-math -fno-math-errno
+# clang takes the same flags but GCC's own warning switches. The compiler's
+# Debian package comes with the others: clang++-14 is in clang-14 (it uses
+# GCC's libstdc++, so g++ stays on the list).
+ifeq ($(findstring clang,$(CXX)),)
 # GCC 12 at -O3 reports a false stringop-overflow inside fmt 9's own header (fill_t::operator=).
 CXXFLAGS += -Wno-stringop-overflow
+else
+CXX_PACKAGE := $(patsubst clang++%,clang%,$(notdir $(lastword $(CXX))))
+endif
 LDLIBS   += -lopenblas -lfmt -pthread
 MAKEFLAGS += --no-print-directory
 ifeq ($(MAKELEVEL),0)
@@ -27,8 +40,35 @@ MAKEFLAGS += -j$(shell nproc)
 endif
 endif
 
-DEB_PACKAGES := g++ make libopenblas-dev libfmt-dev doctest-dev libcli11-dev nlohmann-json3-dev
+DEB_PACKAGES := g++ $(CXX_PACKAGE) make libopenblas-dev libfmt-dev doctest-dev libcli11-dev nlohmann-json3-dev \
+                pkg-config
 TORCH_PACKAGES := python3-torch
+# make test drives gdb through docs/debugging.md, renders a graph with dot and checks SVG with xmllint.
+TEST_PACKAGES := gdb graphviz libxml2-utils
+# Debug builds: fmt's headers compile themselves at -Og by a pragma; their
+# location lists make gdb trust every function's entry in those files and stop
+# on opening lines with unset arguments, so the pragma is turned off.
+DEBUG_OPT := -O0 -g3 -DEMBER_DEBUG '-DFMT_GCC_PRAGMA(x)='
+
+# `make EMBER_GEMM=naive` compiles that default kernel into core/ops/blas.o;
+# set only in the environment, EMBER_GEMM is left to the programs at run time.
+# blas.o depends on a stamp file that changes with the setting, so switching
+# rebuilds it.
+GEMM_KERNELS := naive openblas ember
+ifeq ($(origin EMBER_GEMM),command line)
+ifneq ($(EMBER_GEMM),$(filter $(GEMM_KERNELS),$(firstword $(EMBER_GEMM))))
+$(error EMBER_GEMM=$(EMBER_GEMM): unknown matmul kernel (expected naive, openblas or ember))
+endif
+GEMM_DEFAULT := $(EMBER_GEMM)
+endif
+GEMM_STAMP := $(BUILD)/obj/gemm_default
+
+# make install: the static library, the public headers (core/, nn/, train/;
+# core/ops/ is internal) and a pkg-config file. Headers keep their folders
+# under include/ember, so `#include "core/ember.h"` works as it does here.
+PREFIX  ?= /usr/local
+VERSION := 0.1.0
+PUBLIC_HEADERS := $(wildcard core/*.h nn/*.h train/*.h)
 
 LIB_SRC  := $(wildcard core/*.cpp core/ops/*.cpp nn/*.cpp train/*.cpp)
 TEST_SRC := $(wildcard tests/*.cpp tests/core/*.cpp tests/nn/*.cpp tests/train/*.cpp tests/examples/*.cpp)
@@ -40,20 +80,32 @@ TEST_OBJ := $(TEST_SRC:%.cpp=$(BUILD)/obj/%.o)
 LIB      := $(BUILD)/libember.a
 BINS     := $(EXAMPLES:%=$(BUILD)/%)
 
-.PHONY: all test debug asan deps demo bench parity help clean fuzz
+.PHONY: all programs test debug debug-programs debug-tests asan deps demo bench parity install install-check help clean fuzz FORCE
 .SECONDARY:  # keep object files that make would otherwise treat as intermediate and delete
 .DEFAULT_GOAL := all
 
-all: $(LIB) $(BINS) $(BUILD)/tests
+all: programs $(BUILD)/tests
+
+programs: $(LIB) $(BINS)
 
 deps:
 	@tools/install_deps.sh $(DEB_PACKAGES)
 
-test: all
-	$(BUILD)/tests $(TEST_ARGS)
+# The suite also replays docs/debugging.md in gdb on the debug programs in $(BUILD)/debug.
+test: all debug-programs
+	@tools/install_deps.sh $(TEST_PACKAGES)
+	EMBER_DEBUG_PROGRAMS=$(BUILD)/debug $(BUILD)/tests $(TEST_ARGS)
+	@$(MAKE) install-check
 
 debug:
-	@$(MAKE) BUILD=build/debug OPT="-O0 -g3 -DEMBER_DEBUG" all
+	@$(MAKE) BUILD=build/debug OPT="$(DEBUG_OPT)" programs
+
+# What make debug builds, beside the current BUILD (build/debug, build/clang/debug, ...).
+debug-programs:
+	@$(MAKE) BUILD=$(BUILD)/debug OPT="$(DEBUG_OPT)" programs
+
+debug-tests:
+	@$(MAKE) BUILD=build/debug OPT="$(DEBUG_OPT)" all
 
 asan:
 	@$(MAKE) BUILD=build/asan OPT="-O1 -g -march=native -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined -DEMBER_NO_STORAGE_CACHE" LDFLAGS="-fsanitize=address,undefined" all
@@ -70,8 +122,22 @@ parity: all
 	@tools/install_deps.sh $(TORCH_PACKAGES)
 	/usr/bin/python3 tests/reference/interop.py --build $(BUILD)
 
+install: $(LIB)
+	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(addprefix $(DESTDIR)$(PREFIX)/include/ember/,core nn train)
+	install -m 644 $(LIB) $(DESTDIR)$(PREFIX)/lib/libember.a
+	$(foreach d,core nn train,install -m 644 $(filter $(d)/%,$(PUBLIC_HEADERS)) $(DESTDIR)$(PREFIX)/include/ember/$(d) &&) true
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' tools/ember.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/ember.pc
+
+# Installs into a temporary prefix and builds an out-of-tree program with
+# pkg-config's flags alone; reruns only when what it installs has changed.
+install-check: $(BUILD)/install-check.ok
+
+$(BUILD)/install-check.ok: $(LIB) $(PUBLIC_HEADERS) tools/ember.pc.in tools/check_install.sh tests/install/xor_mlp.cpp | deps
+	tools/check_install.sh "$(MAKE)" "$(BUILD)" "$(CXX)"
+	@touch $@
+
 help:
-	@sed -n '1,11p' Makefile
+	@sed -n '1,15p' Makefile
 
 clean:
 	rm -rf build
@@ -93,6 +159,13 @@ $(BUILD)/%: $(BUILD)/obj/examples/%.o $(LIB)
 $(BUILD)/obj/%.o: %.cpp | deps
 	@mkdir -p $(dir $@)
 	$(CXX) $(CXXFLAGS) -c $< -o $@
+
+$(BUILD)/obj/core/ops/blas.o: CXXFLAGS += $(if $(GEMM_DEFAULT),-DEMBER_GEMM_DEFAULT='"$(GEMM_DEFAULT)"')
+$(BUILD)/obj/core/ops/blas.o: $(GEMM_STAMP)
+
+$(GEMM_STAMP): FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(GEMM_DEFAULT)' | cmp -s - $@ || echo '$(GEMM_DEFAULT)' > $@
 
 -include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(EXAMPLES:%=$(BUILD)/obj/examples/%.d) $(BENCHES:%=$(BUILD)/obj/bench/%.d)
 

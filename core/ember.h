@@ -6,5 +6,6 @@
 #include "core/format.h"
 #include "core/generator.h"
 #include "core/gradcheck.h"
+#include "core/graph_dot.h"
 #include "core/ops.h"
 #include "core/tensor.h"

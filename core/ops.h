@@ -57,7 +57,7 @@ Tensor max(const Tensor& a, const std::vector<int64_t>& dims, bool keepdim = fal
 // Sums a broadcast result back down to `shape` (the backward of broadcasting).
 Tensor sum_to(const Tensor& a, const Shape& shape);
 
-// ---- core/ops/matmul.cpp: products through cblas_sgemm ----
+// ---- core/ops/matmul.cpp: products through detail::sgemm (core/ops/blas.h) ----
 // a [..., N, K] @ b [..., K, M] -> [..., N, M]; leading dims broadcast. Both
 // operands must be at least 2-D.
 Tensor matmul(const Tensor& a, const Tensor& b);

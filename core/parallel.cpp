@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/ops/blas.h"
 
 namespace ember {
 namespace {
@@ -155,6 +156,9 @@ int default_threads() {
 
 Pool& pool() {
   static Pool* p = [] {
+    // EMBER_GEMM is read here, on the first thread, before any worker exists:
+    // a bad value must throw to the caller, not inside a worker's matmul.
+    detail::gemm_kernel();
     openblas_set_num_threads(1);  // ember splits work itself; see parallel.h
     return new Pool(default_threads());
   }();  // never destroyed: worker threads must not be joined during static teardown

@@ -71,6 +71,10 @@ float Tensor::at(std::initializer_list<int64_t> index) const {
   return data()[pos];
 }
 
+float Tensor::at(int64_t i) const { return at({i}); }
+float Tensor::at(int64_t i, int64_t j) const { return at({i, j}); }
+float Tensor::at(int64_t i, int64_t j, int64_t k) const { return at({i, j, k}); }
+
 std::vector<float> Tensor::to_vector() const {
   const Tensor c = contiguous();
   return std::vector<float>(c.data(), c.data() + c.numel());
@@ -158,7 +162,7 @@ void append_values(std::string& s, const Tensor& t, int64_t d, int64_t pos, bool
     }
     const int64_t p = pos + i * t.strides()[d];
     if (d + 1 == t.dim())
-      s += fmt::format("{:.4f}", t.data()[p]);
+      s += fmt::format("{:.4g}", t.data()[p]);
     else
       append_values(s, t, d + 1, p, abbreviate);
     if (i + 1 < n) s += d + 1 == t.dim() ? ", " : ",\n" + std::string(static_cast<size_t>(d + 1), ' ');
@@ -170,20 +174,51 @@ void append_values(std::string& s, const Tensor& t, int64_t d, int64_t pos, bool
 
 std::string Tensor::str() const {
   if (!defined()) return "Tensor(undefined)";
-  std::string s = "tensor(";
-  if (dim() == 0)
-    s += fmt::format("{:.4f}", item());
-  else if (numel() == 0)
-    s += "[]";
-  else
-    append_values(s, *this, 0, 0, numel() > 1000);
-  s += fmt::format(", shape={}", shape_str(shape()));
-  if (!name().empty()) s += fmt::format(", name={}", name());
-  if (grad_fn())
-    s += fmt::format(", grad_fn={}", grad_fn()->op);
-  else if (requires_grad())
-    s += ", requires_grad=true";
-  return s + ")";
+  try {
+    std::string s = "tensor(";
+    if (!impl_->storage)
+      s += "<no data: freed after forward>";
+    else if (dim() == 0)
+      s += fmt::format("{:.4g}", item());
+    else if (numel() == 0)
+      s += "[]";
+    else
+      append_values(s, *this, 0, 0, numel() > 1000);
+    s += fmt::format(", shape={}", shape_str(shape()));
+    if (!name().empty()) s += fmt::format(", name={}", name());
+    if (grad_fn())
+      s += fmt::format(", grad_fn={} #{}", grad_fn()->op, grad_fn()->seq);
+    else if (requires_grad())
+      s += ", requires_grad=true";
+    return s + ")";
+  } catch (const std::exception& e) {  // out of memory while printing: say so rather than throw into gdb
+    return fmt::format("Tensor(<cannot print: {}>)", e.what());
+  }
 }
 
 }  // namespace ember
+
+#ifdef EMBER_DEBUG
+// Debug builds ask gdb to load ember's pretty-printers and commands
+// (tools/gdb/ember.py): a .debug_gdb_scripts entry holding a short inline
+// Python script (kind 4) that looks for tools/gdb/ember.py in the directories
+// above the program and sources it. gdb runs it once the user has allowed the
+// program's path (`add-auto-load-safe-path /path/to/ember` in ~/.gdbinit).
+asm(R"(.pushsection ".debug_gdb_scripts", "MS",@progbits,1
+.byte 4
+.ascii "gdb.inlined-script.ember\n"
+.ascii "import gdb, os\n"
+.ascii "def _ember_find_printers(path):\n"
+.ascii "    d = os.path.dirname(os.path.realpath(path))\n"
+.ascii "    while d != os.path.dirname(d):\n"
+.ascii "        f = os.path.join(d, 'tools', 'gdb', 'ember.py')\n"
+.ascii "        if os.path.isfile(f):\n"
+.ascii "            return f\n"
+.ascii "        d = os.path.dirname(d)\n"
+.ascii "_ember_printers = _ember_find_printers(gdb.current_objfile().filename)\n"
+.ascii "if _ember_printers:\n"
+.ascii "    gdb.execute('source ' + _ember_printers)\n"
+.byte 0
+.popsection
+)");
+#endif

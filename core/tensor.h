@@ -60,7 +60,12 @@ class Tensor {
   float* data() const;
   float item() const;
   float at(std::initializer_list<int64_t> index) const;  // bounds-checked, for tests and debugging
-  std::vector<float> to_vector() const;                  // row-major copy of the values
+  // The same for 1 to 3 indices, callable from gdb (which cannot build an
+  // initializer_list): `print t.at(0, 2)`.
+  float at(int64_t i) const;
+  float at(int64_t i, int64_t j) const;
+  float at(int64_t i, int64_t j, int64_t k) const;
+  std::vector<float> to_vector() const;  // row-major copy of the values
 
   // Autograd.
   bool requires_grad() const;
@@ -95,7 +100,11 @@ class Tensor {
   Tensor contiguous() const;  // this tensor itself when already contiguous
   Tensor clone() const;       // always a new buffer; differentiable
 
-  // Printing (out of line, so gdb can call it: `print t.str()`).
+  // Printing (out of line, so gdb can call it: `print t.str()`). Values are
+  // written with %.4g (2.4e-05 stays 2.4e-05). Never throws: a data-free
+  // handle (the shape-only input an add node keeps) prints
+  // <no data: freed after forward>. In gdb, tools/gdb/ember.py's `ptensor t`
+  // prints the same without running code in the program.
   std::string str() const;
 
  private:

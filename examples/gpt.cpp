@@ -3,6 +3,8 @@
 //   gpt train --resume DIR [--max-iters N]
 //   gpt sample --ckpt DIR [--prompt TEXT] [--tokens N] [--temperature X] [--top-k K] [--seed S] [--no-kv-cache]
 //   gpt eval --ckpt DIR [--data FILE] [--dump-logits FILE]
+//   gpt plot --ckpt DIR        redraw DIR/loss.svg and DIR/positions.svg
+//   gpt train --debug-step     one step of a tiny model, for gdb (docs/debugging.md)
 // Exit codes: 0 done; 2 bad input or a failure (one line on stderr); 3 the
 // training diverged; 130 / 143 stopped by SIGINT / SIGTERM after saving.
 #include <fmt/format.h>
@@ -20,8 +22,10 @@
 #include "core/parallel.h"
 #include "train/checkpoint.h"
 #include "train/data.h"
+#include "train/debug_step.h"
 #include "train/evaluate.h"
 #include "train/interrupt.h"
+#include "train/plots.h"
 #include "train/safetensors.h"
 #include "train/token_cache.h"
 #include "train/trainer.h"
@@ -46,6 +50,7 @@ struct TrainArgs {
   TrainConfig cfg;
   std::string pos = pos_kind_name(cfg.model.pos), rng = rng_kind_name(cfg.rng);  // the enums, as typed
   std::string resume;
+  bool debug_step = false;
 };
 
 // One CLI option per setting of TrainConfig (train/train_config.h), each
@@ -54,8 +59,9 @@ void add_train_options(CLI::App& cmd, TrainArgs& a) {
   for_each_setting(a.cfg, [&](const char*, const char* flag, const char* help, auto& value) {
     using T = std::decay_t<decltype(value)>;
     if constexpr (std::is_same_v<T, bool>) {
-      const std::string names = fmt::format("{},!--no-{}", flag, flag + 2);
-      cmd.add_flag(names, value, fmt::format("{} [default: {}]", help, value ? "on" : "off"));
+      // --x sets it, --no-x clears it (listed in x's help, not on its own line).
+      cmd.add_flag(flag, value, fmt::format("{} [default: {}]", help, value ? "on" : "off"));
+      cmd.add_flag_callback(fmt::format("--no-{}", flag + 2), [&value] { value = false; })->group("");
     } else if constexpr (std::is_same_v<T, PosKind>) {
       cmd.add_option(flag, a.pos, help)->capture_default_str();
     } else if constexpr (std::is_same_v<T, RngKind>) {
@@ -67,13 +73,21 @@ void add_train_options(CLI::App& cmd, TrainArgs& a) {
   });
   cmd.add_option("--resume", a.resume, "continue the run saved in this directory");
   cmd.add_flag("--overwrite", a.cfg.overwrite, "replace the checkpoints of another run in --out");
+  cmd.add_flag("--debug-step", a.debug_step,
+               "take one step of a tiny GPT (1 layer, C=8, T=4, B=2 unless given) on one thread, with no evaluation "
+               "and nothing saved: for stepping through in gdb (docs/debugging.md)");
+  cmd.add_option("--dump-graph", a.cfg.dump_graph,
+                 "write the first step's autograd graph, with its gradients, to this file (Graphviz DOT)");
 }
 
-// Flags the user typed (by their primary name), for the checks on --resume.
+// Flags the user typed, for the checks on --resume (--no-x counts as --x).
 std::vector<std::string> given_flags(const CLI::App& cmd) {
   std::vector<std::string> given;
-  for (const CLI::Option* o : cmd.get_options())
-    if (o->count() > 0 && !o->get_lnames().empty()) given.push_back("--" + o->get_lnames().front());
+  for (const CLI::Option* o : cmd.get_options()) {
+    if (o->count() == 0 || o->get_lnames().empty()) continue;
+    const std::string name = o->get_lnames().front();
+    given.push_back("--" + (name.starts_with("no-") ? name.substr(3) : name));
+  }
   return given;
 }
 
@@ -147,9 +161,32 @@ void dump_logits(GPT& model, const TokenArray& val, const std::string& path) {
   save_safetensors(path, out);
 }
 
+// Prints where loss.svg and positions.svg went (and why one was not drawn).
+void draw_plots(const std::string& run_dir) {
+  phase = "drawing the plots";
+  const RunPlots p = write_run_plots(run_dir);
+  std::string files;
+  for (const std::string& f : p.written) files += (files.empty() ? "" : ", ") + f;
+  fmt::print("plots: {}{}\n", files, p.note.empty() ? "" : " (" + p.note + ")");
+}
+
+int run_debug_step(TrainArgs& a, const CLI::App& cmd) {
+  EMBER_CHECK(cmd.count("--resume") == 0,
+              "train: --debug-step cannot be combined with --resume (it takes a fresh model's first step)");
+  a.cfg.model.pos = parse_pos_kind(a.pos);
+  apply_debug_step_sizes(a.cfg, given_flags(cmd));
+  set_num_threads(1);  // one thread: breakpoints fire once, stepping is not interleaved
+  phase = "taking the debug step";
+  debug_step(a.cfg, a.cfg.dump_graph);
+  return 0;
+}
+
 int run_train(TrainArgs& a, const CLI::App& cmd) {
+  if (a.debug_step) return run_debug_step(a, cmd);
   const std::vector<std::string> given = given_flags(cmd);
   const bool resuming = cmd.count("--resume") > 0;
+  EMBER_CHECK(!resuming || a.cfg.dump_graph.empty(),
+              "train: --dump-graph cannot be combined with --resume (it draws a fresh run's first step)");
   install_stop_handlers();
   TrainResult r;
   if (resuming) {
@@ -183,6 +220,7 @@ int run_train(TrainArgs& a, const CLI::App& cmd) {
   }
   fmt::print("trained in {:.1f} s; final val loss {:.4f}; checkpoint in {} (step {})\n", r.seconds, r.val_loss,
              r.checkpoint, r.step);
+  draw_plots(r.out_dir);
   phase = "checking the trained model";
   LoadedModel m = load_model(r.out_dir);
   const TrainConfig settings = saved_run_settings(r.out_dir);
@@ -260,6 +298,9 @@ int main(int argc, char** argv) {
   eval_cmd->add_option("--ckpt", eval_ckpt, "run or checkpoint directory")->required();
   eval_cmd->add_option("--data", eval_data, "text file (its last 10% is the val split) [default: the run's own]");
   eval_cmd->add_option("--dump-logits", dump_path, "also write the first val batch's idx and logits (safetensors)");
+  std::string plot_dir;
+  CLI::App* plot_cmd = app.add_subcommand("plot", "redraw a run's loss.svg and positions.svg in its directory");
+  plot_cmd->add_option("--ckpt", plot_dir, "run directory (metrics.jsonl, checkpoints)")->required();
   for (CLI::App* cmd : {train_cmd, sample_cmd, eval_cmd})
     cmd->add_option("--threads", threads, "threads (default: all cores, or EMBER_NUM_THREADS)");
   try {
@@ -287,6 +328,7 @@ int main(int argc, char** argv) {
       EMBER_CHECK(eval_cmd->count("--data") == 0 || !eval_data.empty(), "eval: --data was given an empty file name");
       status = run_eval(eval_ckpt, eval_data, dump_path);
     }
+    if (*plot_cmd) draw_plots(plot_dir);
   } catch (...) {
     status = report_failure();
   }

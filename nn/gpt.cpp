@@ -73,14 +73,16 @@ Tensor GPT::input_embeddings(const IntTensor& idx) const {
   EMBER_CHECK(idx.dim() == 2, "GPT: token ids must be [B, T], got {}", shape_str(idx.shape));
   const int64_t T = idx.size(1);
   EMBER_CHECK(T >= 1 && T <= cfg_.block_size, "GPT: sequence length {} exceeds block_size {}", T, cfg_.block_size);
-  const Tensor tok = transformer->wte->forward(idx);                    // [B,T,C]
-  if (transformer->wpe) return add(tok, transformer->wpe->forward(T));  // + [T,C], broadcast over B
-  if (transformer->pe) return add(tok, transformer->pe->forward(T));
-  return tok;
+  const Tensor tok = transformer->wte->forward(idx);  // [B,T,C]
+  if (!transformer->wpe && !transformer->pe) return tok;
+  const Tensor pos = transformer->wpe ? transformer->wpe->forward(T) : transformer->pe->forward(T);  // [T,C]
+  return add(tok, pos);  // [B,T,C] + [T,C]: pos is broadcast over B
 }
 
-Tensor GPT::forward(const IntTensor& idx) const {
-  Tensor x = transformer->drop->forward(input_embeddings(idx));
+Tensor GPT::forward(const IntTensor& idx) const { return forward_from_embeddings(input_embeddings(idx)); }
+
+Tensor GPT::forward_from_embeddings(const Tensor& embeddings) const {
+  Tensor x = transformer->drop->forward(embeddings);
   for (size_t i = 0; i < transformer->h->size(); ++i) x = (*transformer->h)[i].forward(x);
   return lm_head->forward(transformer->ln_f->forward(x));
 }

@@ -53,6 +53,10 @@ class GPT : public Module {
   // Token embeddings plus the additive positional encoding, if any: idx [B,T] -> [B,T,C].
   Tensor input_embeddings(const IntTensor& idx) const;
   Tensor forward(const IntTensor& idx) const;  // idx [B,T] -> logits [B,T,V]
+  // The rest of forward after the input layer: x [B,T,C] -> logits [B,T,V], so
+  // forward(idx) is forward_from_embeddings(input_embeddings(idx)). Lets a
+  // caller keep x (x.retain_grad()) to see the gradient that reaches the input layer.
+  Tensor forward_from_embeddings(const Tensor& x) const;
   // Mean next-token cross-entropy; targets equal to -1 are ignored (as nanoGPT).
   Tensor loss(const Tensor& logits, const IntTensor& targets) const;
 

@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "train/json_text.h"
 #include "train/safetensors.h"
 
 namespace ember {
@@ -86,11 +87,9 @@ nlohmann::json read_json_file(const std::string& path) {
   EMBER_CHECK(fs::is_regular_file(path, ec), "checkpoint: '{}' is missing (or not a regular file)", path);
   std::ifstream in(path, std::ios::binary);
   EMBER_CHECK(in.good(), "checkpoint: cannot read '{}' ({})", path, std::strerror(errno));
-  try {
-    return nlohmann::json::parse(in);
-  } catch (const nlohmann::json::parse_error& e) {
-    fail("checkpoint: '{}' is not valid JSON (error at byte {})", path, e.byte);
-  }
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EMBER_CHECK(!in.bad(), "checkpoint: error while reading '{}'", path);
+  return parse_json_text(text, fmt::format("checkpoint: '{}'", path));
 }
 
 nlohmann::json generator_state_to_json(const Generator::State& s) {

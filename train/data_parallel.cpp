@@ -55,7 +55,10 @@ float DataParallel::forward_backward(const Batch& batch) {
           // Each pass's mean loss weighs by its share of the batch.
           const float share = static_cast<float>(b1 - b0) / static_cast<float>(B);
           losses[k] += loss.item() * share;
-          mul(loss, share).backward();
+          const Tensor scaled = mul(loss, share);
+          const bool keep = keep_graph_ && k == 0 && b0 == first_row(0);
+          scaled.backward(/*retain_graph=*/keep);
+          if (keep) kept_graph_ = scaled;
         }
       } catch (...) {
         errors[k] = std::current_exception();
@@ -84,6 +87,7 @@ float DataParallel::forward_backward(const Batch& batch) {
       }
     });
   }
+  keep_graph_ = false;
   float total = 0.0f;
   for (float l : losses) total += l;
   return total;

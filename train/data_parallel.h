@@ -15,6 +15,7 @@
 #pragma once
 
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "nn/gpt.h"
@@ -37,11 +38,19 @@ class DataParallel {
   // leaves d(loss)/d(param) in the model's .grad (replaced, not accumulated).
   float forward_backward(const Batch& batch);
 
+  // Makes the next forward_backward keep the graph of slice 0's first pass
+  // (through its backward, so the model's leaves end with the whole batch's
+  // gradients) until take_graph() hands over its root. For --dump-graph.
+  void keep_next_graph() { keep_graph_ = true; }
+  Tensor take_graph() { return std::exchange(kept_graph_, Tensor()); }
+
  private:
   GPT& model_;
   int64_t pass_tokens_;
   std::vector<std::unique_ptr<GPT>> replicas_;  // slice k > 0 runs on replicas_[k - 1]
   std::vector<std::vector<Tensor>> params_;     // params_[k]: slice k's parameters, in the same order
+  bool keep_graph_ = false;
+  Tensor kept_graph_;
 };
 
 }  // namespace ember

@@ -22,6 +22,7 @@
 
 #include "core/error.h"
 #include "train/crc32.h"
+#include "train/json_text.h"
 
 namespace ember {
 
@@ -180,12 +181,7 @@ Json read_header(const std::string& path, std::ifstream& in, int64_t& data_start
   std::string text(n, '\0');
   in.read(text.data(), static_cast<std::streamsize>(n));
   EMBER_CHECK(in.good(), "safetensors: {}: cannot read the {}-byte header", path, n);
-  Json header;
-  try {
-    header = Json::parse(text);
-  } catch (const Json::parse_error& e) {
-    fail("safetensors: {}: header is not valid JSON (error at byte {} of {})", path, e.byte, n);
-  }
+  const Json header = parse_json_text(text, fmt::format("safetensors: {}: header", path));
   EMBER_CHECK(header.is_object(), "safetensors: {}: header is not a JSON object", path);
   data_start = static_cast<int64_t>(8 + n);
   data_bytes = static_cast<int64_t>(file_size - 8 - n);

@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "train/json_text.h"
 
 namespace ember {
 
@@ -56,12 +57,7 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path) {
   EMBER_CHECK(in.is_open(), "load tokenizer: cannot open '{}': {}", path, std::strerror(errno));
   std::stringstream buffer;
   buffer << in.rdbuf();
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(buffer.str());
-  } catch (const nlohmann::json::parse_error& e) {
-    fail("load tokenizer: '{}' is not valid JSON (error at byte {})", path, e.byte);
-  }
+  const nlohmann::json j = parse_json_text(buffer.str(), fmt::format("load tokenizer: '{}'", path));
   try {
     return tokenizer_from_json(j);
   } catch (const Error& e) {

@@ -32,6 +32,7 @@ struct TrainConfig {
   bool overwrite = false;      // a fresh run may replace another run's checkpoints in `out`
   bool live_progress = false;  // a redrawn progress line (on a terminal) instead of plain lines
   bool quiet = false;          // no progress output (tests)
+  std::string dump_graph;      // write the first step's autograd graph here (Graphviz DOT)
 
   // Clear Error naming the flag (or, for settings read from `file`, the file
   // and field) and the rule, for any value a run cannot use.

@@ -13,12 +13,14 @@
 #include <optional>
 #include <fstream>
 
+#include "core/graph_dot.h"
 #include "train/checkpoint.h"
 #include "train/data.h"
 #include "train/data_parallel.h"
 #include "train/evaluate.h"
 #include "train/interrupt.h"
 #include "train/optim.h"
+#include "train/plots.h"
 #include "train/tokenizer.h"
 #include "train/random_stream.h"
 #include "train/token_cache.h"
@@ -172,12 +174,23 @@ void print_progress(const Run& run, float loss, double lr, double tokens_per_s, 
   flush_stdout();
 }
 
+// --dump-graph: the graph of the step just taken (its first slice), with the
+// batch's gradients on the leaves, as Graphviz DOT.
+void dump_first_graph(Run& run) {
+  write_text_file(run.cfg.dump_graph, graph_dot(run.parallel->take_graph()));
+  if (!run.cfg.quiet) fmt::print("graph of step {} written to {}\n", run.step + 1, run.cfg.dump_graph);
+  run.cfg.dump_graph.clear();
+}
+
 // One optimizer step on a fresh batch; returns the loss.
 float train_step(Run& run) {
   const TrainConfig& c = run.cfg;
   run.optimizer->set_lr(cosine_lr(run.step, c.lr, c.min_lr, c.warmup_iters, c.lr_decay_iters));
   const Batch batch = run.stream->next_batch();
+  const bool dump = !c.dump_graph.empty();  // --dump-graph: this process's first step
+  if (dump) run.parallel->keep_next_graph();
   const float loss = run.parallel->forward_backward(batch);
+  if (dump) dump_first_graph(run);
   const float norm = c.grad_clip > 0.0 ? clip_grad_norm(run.param_tensors, static_cast<float>(c.grad_clip))
                                        : grad_norm(run.param_tensors);
   if (!std::isfinite(loss) || !std::isfinite(norm))
@@ -264,6 +277,7 @@ TrainResult train(const TrainConfig& cfg) {
   EMBER_CHECK(fs::is_directory(cfg.out), "train: cannot create the run directory '{}' ({})", cfg.out,
               ec ? ec.message() : "a file of that name is in the way");
   run.metrics = std::make_unique<MetricsLog>(cfg.out, std::nullopt);
+  save_initial_positions(cfg.out, *run.model);  // the step-0 table, for positions.svg
   if (!cfg.quiet) {
     fmt::print("ember: {} parameters, {} train / {} val tokens, vocabulary {} ({})\n", run.model->num_parameters(),
                run.data.train.size(), run.data.val.size(), run.tokenizer->vocab_size(), run.tokenizer->kind());

@@ -1,4 +1,4 @@
-// Matrix products through OpenBLAS: matmul (batched, leading dims broadcast)
+// Matrix products through detail::sgemm: matmul (batched, leading dims broadcast)
 // and linear (x W^T + b fused into one sgemm). A transposed view reaches sgemm
 // as a transpose flag, never as a copy, in forward and backward alike; only
 // layouts with no unit stride in their last two dims are made contiguous.
@@ -106,8 +106,8 @@ bool all_zero(const Strides& s) {
   return std::all_of(s.begin(), s.end(), [](int64_t v) { return v == 0; });
 }
 
-// cblas takes int sizes. Checked before any thread starts: an exception must
-// not escape a parallel_for worker.
+// cblas takes int sizes (held for every kernel alike). Checked before any
+// thread starts: an exception must not escape a parallel_for worker.
 void check_blas_sizes(const char* op, std::initializer_list<int64_t> sizes) {
   const int64_t biggest = std::max(sizes);
   EMBER_CHECK(biggest <= std::numeric_limits<int>::max(),

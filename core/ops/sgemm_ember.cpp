@@ -62,6 +62,19 @@ class Scratch {
 
 thread_local Scratch t_pack_a, t_pack_b;
 
+}  // namespace
+
+// Everything from here to the matching pop is compiled for AVX2 + FMA, whatever
+// -march the rest of ember is built with; detail::sgemm checks the CPU first.
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+#endif
+
+namespace {
+
 // Writes a finished tile t to C: C = alpha * t + beta * C, reading C only
 // when beta != 0, and only the valid mr x nr corner at the edges.
 inline void store_tile(const float (&t)[kMR][kNR], float* c, int64_t ldc, float alpha, float beta, int64_t mr,
@@ -372,6 +385,12 @@ void sgemm_ember(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,
     }
   }
 }
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
 
 }  // namespace ember::detail
 

@@ -102,11 +102,35 @@ TEST_CASE("tensor: bad shapes and indices throw clear errors") {
 
 TEST_CASE("tensor: fmt prints shape and values, abbreviating large tensors") {
   const std::string s = fmt::format("{}", tensor({2, 2}, {1, 2, 3, 4.5f}));
-  CHECK(s == "tensor([[1.0000, 2.0000],\n [3.0000, 4.5000]], shape=[2, 2])");
+  CHECK(s == "tensor([[1, 2],\n [3, 4.5]], shape=[2, 2])");
   const std::string big = fmt::format("{}", arange(5000));
   CHECK(big.find("...") != std::string::npos);
   CHECK(big.size() < 200);
   CHECK(fmt::format("{}", IntTensor({3}, {4, 5, 6})) == "IntTensor[3] [4, 5, 6]");
+}
+
+TEST_CASE("tensor: str() keeps small values, names the op, and never throws on a data-free handle") {
+  // %.4g: a gradient of 2.4e-05 must not print as 0.0000 (what {:.4f} did).
+  CHECK(tensor({3}, {2.4e-05f, -1234567.0f, 0.5f}).str() == "tensor([2.4e-05, -1.235e+06, 0.5], shape=[3])");
+  // add keeps shape-only handles of its non-leaf inputs: the positional path after the forward.
+  const Tensor w = ember::testing::leaf({2, 3}, 1), x = w * 2.0f, y = x + w;
+  const Tensor data_free = y.grad_fn()->inputs[0];
+  REQUIRE(data_free.grad_fn() == x.grad_fn());
+  std::string s;
+  CHECK_NOTHROW(s = data_free.str());
+  CHECK(s ==
+        fmt::format("tensor(<no data: freed after forward>, shape=[2, 3], grad_fn=mul_scalar #{})", x.grad_fn()->seq));
+  CHECK(Tensor().str() == "Tensor(undefined)");
+}
+
+TEST_CASE("tensor: at(i, j, ...) overloads read the element at({i, j, ...}) reads, with the same checks") {
+  const Tensor t = arange(24).view({2, 3, 4});
+  CHECK(t.at(1, 2, 3) == 23.0f);  // 1*12 + 2*4 + 3
+  CHECK(t.transpose(0, 2).at(3, 2, 1) == 23.0f);
+  CHECK(t.narrow(1, 1, 2).at(1, 0, 2) == 18.0f);  // 1*12 + (1+0)*4 + 2: views keep their offset
+  CHECK(arange(5).at(4) == 4.0f);
+  CHECK_THROWS_WITH_AS(t.at(0, 0), "at: 2 indices for a tensor of shape [2, 3, 4]", Error);
+  CHECK_THROWS_WITH_AS(t.at(0, 3, 0), "at: index 3 is out of range for dim 1 of shape [2, 3, 4]", Error);
 }
 
 TEST_CASE("cat and stack: forward joins along a dim, backward splits the gradient") {

@@ -4,6 +4,7 @@
 // binary (build/ or build/asan/).
 #include <doctest/doctest.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <array>
 #include <cstdio>
@@ -79,4 +80,13 @@ TEST_CASE("gpt sample: the KV cache prints the recompute path's text, past the c
   CHECK(r.exit_code == 2);
   CHECK(r.out == "error: sample: the window shift must be in [1, block_size 8], got 9\n");
   std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("gpt command line: a bad EMBER_GEMM is one line on stderr and exit code 2, before any training") {
+  const std::string out_dir = "/tmp/ember_test_bad_gemm_" + std::to_string(::getpid());
+  const Run r = run("EMBER_GEMM=fast " + program("gpt") + " train --max-iters 1 --out " + out_dir + " 2>&1 >/dev/null");
+  CHECK(r.exit_code == 2);
+  CHECK(r.out == "error: EMBER_GEMM=fast: unknown matmul kernel (expected naive, openblas or ember)\n");
+  CHECK(!std::filesystem::exists(out_dir));  // stopped before writing a checkpoint
+  std::filesystem::remove_all(out_dir);
 }

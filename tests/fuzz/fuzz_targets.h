@@ -17,6 +17,7 @@
 
 #include "core/error.h"
 #include "train/checkpoint.h"
+#include "train/json_text.h"
 #include "train/random_stream.h"
 #include "train/safetensors.h"
 #include "train/tokenizer.h"
@@ -24,11 +25,9 @@
 
 namespace ember::fuzz {
 
-// Input that is not even JSON is handled by the parsers the readers call
-// (nlohmann's, which reports it without throwing here); the targets are the
-// checks ember makes on JSON values.
-inline nlohmann::json parse_or_null(const uint8_t* data, size_t size) {
-  return nlohmann::json::parse(data, data + size, nullptr, /*allow_exceptions=*/false);
+// The JSON readers parse file text with parse_json_text, then check the values.
+inline nlohmann::json parse_input(const uint8_t* data, size_t size) {
+  return parse_json_text(std::string_view(reinterpret_cast<const char*>(data), size), "fuzz input");
 }
 
 // A safetensors file with these bytes, read through the real file path (an
@@ -48,7 +47,7 @@ inline int safetensors(const uint8_t* data, size_t size) {
 // tokenizer.json: a tokenizer that loads must encode and decode consistently.
 inline int tokenizer_json(const uint8_t* data, size_t size) {
   try {
-    const std::unique_ptr<Tokenizer> t = tokenizer_from_json(parse_or_null(data, size));
+    const std::unique_ptr<Tokenizer> t = tokenizer_from_json(parse_input(data, size));
     std::vector<int32_t> all(static_cast<size_t>(std::min(t->vocab_size(), 4096)));
     for (size_t i = 0; i < all.size(); ++i) all[i] = static_cast<int32_t>(i);
     const std::string text = t->decode(all);
@@ -60,7 +59,7 @@ inline int tokenizer_json(const uint8_t* data, size_t size) {
 
 inline int config_json(const uint8_t* data, size_t size) {
   try {
-    config_from_json(parse_or_null(data, size), "config.json");
+    config_from_json(parse_input(data, size), "config.json");
   } catch (const Error&) {
   }
   return 0;
@@ -69,7 +68,7 @@ inline int config_json(const uint8_t* data, size_t size) {
 // trainer.json: the state fields, then the settings a resumed run would use.
 inline int trainer_json(const uint8_t* data, size_t size) {
   try {
-    const TrainerState s = trainer_state_from_json(parse_or_null(data, size), "trainer.json");
+    const TrainerState s = trainer_state_from_json(parse_input(data, size), "trainer.json");
     const TrainConfig c = TrainConfig::from_json(s.settings, "trainer.json");
     static const TokenSplit tokens{std::vector<int32_t>(5000, 1), std::vector<int32_t>(600, 2)};
     if (c.model.block_size < 500)

@@ -23,7 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from model import GPT, GPTConfig, make_adamw  # noqa: E402
 from safetensors_io import load_file, save_file  # noqa: E402
 
-# Both sides compute in float32 with different summation orders (OpenBLAS sgemm
+# Both sides compute in float32 with different summation orders (ember's sgemm
 # blocking vs torch's kernels, fused vs spelled-out attention). Over a dozen
 # layers of width <= 128 that leaves errors of ~1e-7 of the largest value; 1e-5
 # is two orders above that and still far below what any real mismatch (a wrong

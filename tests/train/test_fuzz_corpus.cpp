@@ -7,6 +7,7 @@
 #include <fstream>
 #include <iterator>
 #include <map>
+#include <string>
 
 #include "tests/fuzz/fuzz_targets.h"
 
@@ -18,7 +19,9 @@ TEST_CASE("fuzz corpus: every saved input goes through its target without a cras
       {"config_json", ember::fuzz::config_json},   {"trainer_json", ember::fuzz::trainer_json},
       {"bpe_encode", ember::fuzz::bpe_encode}};
   int inputs = 0;
-  for (const auto& [name, target] : targets) {
+  for (const auto& entry : targets) {
+    const std::string& name = entry.first;  // not a structured binding: clang < 16 cannot capture those
+    const auto target = entry.second;
     const fs::path dir = fs::path("tests/fuzz/corpus") / name;
     REQUIRE_MESSAGE(fs::is_directory(dir), dir.string());
     int here = 0;

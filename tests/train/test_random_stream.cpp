@@ -7,6 +7,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <string>
 
 #include "nn/gpt.h"
 #include "train/safetensors.h"
@@ -74,7 +75,9 @@ TEST_CASE("init_like_nanogpt: the weights PyTorch builds, and the stream left wh
     GPT model(cfg, 99);  // ember's own init first, all of it overwritten
     TorchGenerator gen(1234);
     init_like_nanogpt(model, gen);
-    for (const auto& [name, t] : model.state_dict()) {
+    for (const auto& entry : model.state_dict()) {
+      const std::string& name = entry.first;  // not a structured binding: clang < 16 cannot capture those
+      const Tensor& t = entry.second;
       CAPTURE(name);
       const Tensor& want = golden().tensor(tag + name);
       REQUIRE(want.numel() == t.numel());

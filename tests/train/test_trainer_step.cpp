@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <numbers>
+#include <string>
 
 #include "train/checkpoint.h"
 #include "train/data.h"
@@ -118,7 +119,9 @@ void check_step(double grad_clip) {
   const LoadedModel trained = load_model(c.out);
   const auto want = hand_step(c);
   size_t loose = 0, total = 0;
-  for (const auto& [name, p] : trained.model->named_parameters()) {
+  for (const auto& entry : trained.model->named_parameters()) {
+    const std::string& name = entry.first;  // not a structured binding: clang < 16 cannot capture those
+    const Tensor& p = entry.second;
     CAPTURE(name);
     const std::vector<float> got = p.to_vector();
     const Expected& e = want.at(name);

@@ -1,0 +1,1 @@
+# ember's gdb support, loaded by tools/gdb/ember.py.
