@@ -30,7 +30,7 @@ namespace {
 constexpr int64_t kT = 64;
 
 // The B windows whose starts are row `row` of offsets.
-Batch windows(const std::vector<int32_t>& data, const IntTensor& offsets, int64_t row) {
+Batch windows(const TokenArray& data, const IntTensor& offsets, int64_t row) {
   const int64_t B = offsets.size(1);
   const std::vector<int64_t> starts(offsets.data.begin() + row * B, offsets.data.begin() + (row + 1) * B);
   return batch_at(data, starts, kT);

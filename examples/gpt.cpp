@@ -24,12 +24,12 @@
 #include "train/checkpoint.h"
 #include "train/data.h"
 #include "train/debug_step.h"
-#include "train/default_corpus.h"
 #include "train/distributed.h"
 #include "train/evaluate.h"
 #include "train/interrupt.h"
 #include "train/plots.h"
 #include "train/safetensors.h"
+#include "train/token_cache.h"
 #include "train/trainer.h"
 
 using namespace ember;
@@ -132,10 +132,20 @@ void print_sample(GPT& model, const Tokenizer& tok, const SampleArgs& a) {
   emit("\n");
 }
 
-void report_positions(GPT& model, const std::string& data, const Tokenizer& tok, uint64_t seed) {
+// The val split of `data` ("" = the built-in corpus) under `tok`: mapped from
+// the run's token cache when it holds that text, else streamed into memory.
+TokenArray val_tokens(const std::string& data, const Tokenizer& tok, const std::string& ckpt) {
+  TokenDataOptions o;  // quiet: eval prints its loss alone
+  o.text = data;
+  o.cache_dir = token_cache_dir_of_checkpoint(ckpt);
+  o.write_cache = false;
+  return load_token_data(o, {}, &tok).split.val;
+}
+
+void report_positions(GPT& model, const std::string& data, const Tokenizer& tok, uint64_t seed,
+                      const std::string& run_dir) {
   if (!model.transformer->wpe) return;
-  const std::string text = data.empty() ? default_corpus() : read_text_file(data);
-  const PositionAblation a = position_ablation(model, split_tokens(tok.encode(text)).val, seed);
+  const PositionAblation a = position_ablation(model, val_tokens(data, tok, run_dir), seed);
   fmt::print("positional table check (val loss over the first {} blocks of the val split):\n", a.blocks);
   fmt::print("  as trained         {:.4f}\n  table zeroed       {:.4f}\n  rows shuffled      {:.4f}\n", a.trained,
              a.zeroed, a.shuffled);
@@ -143,7 +153,7 @@ void report_positions(GPT& model, const std::string& data, const Tokenizer& tok,
 
 // --dump-logits: the first val batch's ids (I64 [B,T]) and the model's logits for
 // them (F32 [B,T,V]), so tests/reference/interop.py can compare with PyTorch's.
-void dump_logits(GPT& model, const std::vector<int32_t>& val, const std::string& path) {
+void dump_logits(GPT& model, const TokenArray& val, const std::string& path) {
   const Batch first = sequential_batches(val, 32, model.config().block_size).front();
   NoGradGuard no_grad;
   model.eval();
@@ -218,29 +228,26 @@ int run_train(TrainArgs& a, const CLI::App& cmd) {
   phase = "checking the trained model";
   LoadedModel m = load_model(r.out_dir);
   const TrainConfig settings = saved_run_settings(r.out_dir);
-  report_positions(*m.model, settings.data, *m.tokenizer, settings.seed);
+  report_positions(*m.model, settings.data, *m.tokenizer, settings.seed, r.out_dir);
   fmt::print("sample:\n");
   print_sample(*m.model, *m.tokenizer, SampleArgs{});
   return 0;
 }
 
-// The text a run trained on: --data, or the built-in corpus when it had none.
-std::string training_text(const std::string& ckpt) {
-  std::string data;
+// The text file a run trained on ("" when it used the built-in corpus).
+std::string training_data(const std::string& ckpt) {
   try {
-    data = saved_run_settings(ckpt).data;
+    return saved_run_settings(ckpt).data;
   } catch (const Error& e) {
     fail("eval: give --data: the checkpoint's training settings cannot tell what it trained on ({})", e.what());
   }
-  return data.empty() ? default_corpus() : read_text_file(data);
 }
 
 int run_eval(const std::string& ckpt, const std::string& data, const std::string& dump_path) {
   phase = "loading the checkpoint";
   LoadedModel m = load_model(ckpt);
   phase = "evaluating";
-  const std::vector<int32_t> tokens = m.tokenizer->encode(data.empty() ? training_text(ckpt) : read_text_file(data));
-  const std::vector<int32_t> val = split_tokens(tokens).val;
+  const TokenArray val = val_tokens(data.empty() ? training_data(ckpt) : data, *m.tokenizer, ckpt);
   fmt::print("val_loss {:.6f}\n", sequential_loss(*m.model, val));
   if (!dump_path.empty()) dump_logits(*m.model, val, dump_path);
   return 0;

@@ -88,7 +88,8 @@ class BpeTrainer {
  public:
   explicit BpeTrainer(std::string_view text) {
     std::unordered_map<std::string_view, int64_t> chunk_counts;
-    for (std::string_view chunk : BpeTokenizer::split_chunks(text)) ++chunk_counts[chunk];
+    // Counted as split, without a list of every chunk (16 bytes each, a few per word).
+    for (size_t i = 0, len = 0; i < text.size(); i += len) ++chunk_counts[text.substr(i, len = chunk_length(text, i))];
     for (const auto& [chunk, count] : chunk_counts) {
       words_.emplace_back(chunk.begin(), chunk.end());
       for (int32_t& id : words_.back()) id = static_cast<unsigned char>(id);
@@ -249,18 +250,27 @@ std::vector<int32_t> BpeTokenizer::encode_chunk(std::string_view chunk) const {
   return out;
 }
 
-std::vector<int32_t> BpeTokenizer::encode(std::string_view text) const {
+// chunk_length(text, i) reads text[i] up to one byte past the chunk's end and
+// stops a run at a byte of another class; cut short by the end of `text`, a
+// chunk could come out longer or shorter than in the whole text. A chunk with
+// two bytes after it in `text` was cut as the whole text cuts it, and the next
+// chunk starts there (the splitter never looks back).
+size_t BpeTokenizer::encode_prefix(std::string_view text, bool last, int64_t, std::vector<int32_t>& ids) const {
   // Natural text repeats a small set of chunks ("the", " and", "\n"), so each
   // distinct chunk is merged once per call. Local, so encode stays thread-safe.
   std::unordered_map<std::string_view, std::vector<int32_t>> cache;
-  std::vector<int32_t> ids;
-  ids.reserve(text.size() / 2);
-  for (std::string_view chunk : split_chunks(text)) {
+  ids.reserve(ids.size() + text.size() / 2);
+  size_t i = 0;
+  while (i < text.size()) {
+    const size_t len = chunk_length(text, i);
+    if (!last && i + len + 2 > text.size()) break;
+    const std::string_view chunk = text.substr(i, len);
     auto it = cache.find(chunk);
     if (it == cache.end()) it = cache.emplace(chunk, encode_chunk(chunk)).first;
     ids.insert(ids.end(), it->second.begin(), it->second.end());
+    i += len;
   }
-  return ids;
+  return i;
 }
 
 std::string BpeTokenizer::decode(std::span<const int32_t> ids) const {

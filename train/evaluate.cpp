@@ -68,19 +68,37 @@ double mean_loss(GPT& model, const std::vector<Batch>& batches) {
   return weighted_mean_loss(batch_losses(model, batches), batches);
 }
 
-double sequential_loss(GPT& model, const std::vector<int32_t>& tokens, int64_t batch_size) {
-  return mean_loss(model, sequential_batches(tokens, batch_size, model.config().block_size));
+double sequential_loss(GPT& model, const TokenArray& tokens, int64_t batch_size) {
+  const int64_t T = model.config().block_size;
+  EMBER_CHECK(batch_size > 0, "eval: batch size must be positive, got {}", batch_size);
+  EMBER_CHECK(tokens.size() >= T + 1, "data: {} tokens are too few for one window of block_size + 1 = {} tokens",
+              tokens.size(), T + 1);
+  // 64 batches a group: work for every thread, a few MB of ids at most. The
+  // sum runs in batch order across groups, as mean_loss's does.
+  const int64_t group = 64 * batch_size * T, windows = (tokens.size() - 1) / T;
+  double total = 0.0;
+  int64_t count = 0;
+  for (int64_t w0 = 0; w0 < windows; w0 += group / T) {
+    const int64_t n = std::min(group, (windows - w0) * T) + 1;  // whole windows and the last target
+    const std::vector<Batch> batches = sequential_batches(tokens.slice(w0 * T, n), batch_size, T);
+    const std::vector<double> losses = batch_losses(model, batches);
+    for (size_t i = 0; i < batches.size(); ++i) {
+      total += losses[i] * static_cast<double>(batches[i].y.numel());
+      count += batches[i].y.numel();
+    }
+  }
+  return total / static_cast<double>(count);
 }
 
-PositionAblation position_ablation(GPT& model, const std::vector<int32_t>& val_all, uint64_t seed, int64_t max_blocks) {
+PositionAblation position_ablation(GPT& model, const TokenArray& val_all, uint64_t seed, int64_t max_blocks) {
   EMBER_CHECK(model.transformer->wpe != nullptr, "ablation: the model has no learned positional table (pos is {})",
               pos_kind_name(model.config().pos));
   Tensor table = model.transformer->wpe->weight;
   const std::vector<float> saved = table.to_vector();
   const int64_t rows = table.size(0), C = table.size(1);
   const int64_t T = model.config().block_size;
-  const auto n = static_cast<int64_t>(std::min<size_t>(val_all.size(), static_cast<size_t>(max_blocks * T + 1)));
-  const std::vector<int32_t> val(val_all.begin(), val_all.begin() + n);
+  const int64_t n = std::min(val_all.size(), max_blocks * T + 1);
+  const TokenArray val = val_all.slice(0, n);
   PositionAblation r{};
   r.blocks = (n - 1) / T;
   r.trained = sequential_loss(model, val);

@@ -16,8 +16,10 @@ double mean_loss(GPT& model, const std::vector<Batch>& batches);
 std::vector<double> batch_losses(GPT& model, std::span<const Batch> batches);
 double weighted_mean_loss(const std::vector<double>& losses, const std::vector<Batch>& batches);
 
-// `gpt eval`: the mean loss over every non-overlapping block_size window of `tokens`.
-double sequential_loss(GPT& model, const std::vector<int32_t>& tokens, int64_t batch_size = 32);
+// `gpt eval`: the mean loss over every non-overlapping block_size window of
+// `tokens`. Batches are built a group at a time, so memory does not grow with
+// the number of tokens; the sum runs in the same order as mean_loss's.
+double sequential_loss(GPT& model, const TokenArray& tokens, int64_t batch_size = 32);
 
 // Val loss as trained, with the learned positional table zeroed, and with its
 // rows shuffled (seeded), each over the first `max_blocks` non-overlapping
@@ -28,8 +30,7 @@ struct PositionAblation {
   double trained, zeroed, shuffled;
   int64_t blocks;  // how many blocks were evaluated
 };
-PositionAblation position_ablation(GPT& model, const std::vector<int32_t>& val, uint64_t seed,
-                                   int64_t max_blocks = 512);
+PositionAblation position_ablation(GPT& model, const TokenArray& val, uint64_t seed, int64_t max_blocks = 512);
 
 // One token id drawn from softmax(logits / temperature) over the top_k
 // largest of the V logits (top_k <= 0: all; ties keep the lower id first, so

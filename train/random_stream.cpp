@@ -66,9 +66,9 @@ class NanogptStream : public RandomStream {
 
  private:
   // get_batch's draws: B starts from torch.randint(len(data) - T, (B,)).
-  std::vector<int64_t> starts(const std::vector<int32_t>& data) {
+  std::vector<int64_t> starts(const TokenArray& data) {
     std::vector<int64_t> out(static_cast<size_t>(s_.batch_size));
-    for (int64_t& x : out) x = gen_.randint(static_cast<int64_t>(data.size()) - s_.block_size);
+    for (int64_t& x : out) x = gen_.randint(data.size() - s_.block_size);
     return out;
   }
 

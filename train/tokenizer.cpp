@@ -14,6 +14,12 @@
 
 namespace ember {
 
+std::vector<int32_t> Tokenizer::encode(std::string_view text) const {
+  std::vector<int32_t> ids;
+  encode_prefix(text, /*last=*/true, 0, ids);
+  return ids;
+}
+
 std::unique_ptr<Tokenizer> tokenizer_from_json(const nlohmann::json& j) {
   EMBER_CHECK(j.is_object(),
               "tokenizer json: expected an object with a \"kind\" field, "

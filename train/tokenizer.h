@@ -4,6 +4,7 @@
 // JSON so a checkpoint can carry the tokenizer beside the weights.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -20,7 +21,13 @@ namespace ember {
 class Tokenizer {
  public:
   virtual ~Tokenizer() = default;
-  virtual std::vector<int32_t> encode(std::string_view text) const = 0;
+  std::vector<int32_t> encode(std::string_view text) const;
+  // Streaming: encodes the longest prefix of `text` whose ids cannot change
+  // with what follows it (all of `text` when `last`), appends the ids to
+  // `ids` and returns that prefix's length in bytes. `offset` is where `text`
+  // starts in the whole input, for error messages. Fed in pieces, each
+  // starting where the previous call stopped, a text gets encode()'s ids.
+  virtual size_t encode_prefix(std::string_view text, bool last, int64_t offset, std::vector<int32_t>& ids) const = 0;
   // Throws ember::Error on an id outside [0, vocab_size()).
   virtual std::string decode(std::span<const int32_t> ids) const = 0;
   virtual int32_t vocab_size() const = 0;
@@ -47,7 +54,7 @@ class CharTokenizer : public Tokenizer {
   // chars[id] is the code point of token id; must be distinct valid code points.
   explicit CharTokenizer(std::vector<char32_t> chars);
 
-  std::vector<int32_t> encode(std::string_view text) const override;
+  size_t encode_prefix(std::string_view text, bool last, int64_t offset, std::vector<int32_t>& ids) const override;
   std::string decode(std::span<const int32_t> ids) const override;
   int32_t vocab_size() const override;
   std::string kind() const override;
@@ -57,6 +64,21 @@ class CharTokenizer : public Tokenizer {
  private:
   std::vector<char32_t> chars_;
   std::unordered_map<char32_t, int32_t> id_of_;
+  std::array<int32_t, 128> ascii_id_;  // id_of_ for ASCII (-1: not in the vocabulary), the common case
+};
+
+// CharTokenizer::train over a text that arrives in pieces (a file streamed
+// through a bounded buffer): add() takes encode_prefix's arguments and
+// returns the bytes it used; tokenizer() gives train()'s vocabulary.
+class CharVocabulary {
+ public:
+  size_t add(std::string_view text, bool last, int64_t offset);
+  CharTokenizer tokenizer() const;
+
+ private:
+  std::array<bool, 128> ascii_{};
+  std::vector<bool> other_ = std::vector<bool>(0x110000);  // every code point above ASCII
+  bool any_ = false;
 };
 
 // Merge number r turns the adjacent pair (left, right) into the new id 256 + r.
@@ -84,7 +106,9 @@ class BpeTokenizer : public Tokenizer {
   // cross chunk boundaries. The views point into `text`.
   static std::vector<std::string_view> split_chunks(std::string_view text);
 
-  std::vector<int32_t> encode(std::string_view text) const override;
+  // Chunks are encoded once their pre-split is final: when at least two bytes
+  // follow them in `text` (the splitter looks one byte past a chunk's end).
+  size_t encode_prefix(std::string_view text, bool last, int64_t offset, std::vector<int32_t>& ids) const override;
   std::string decode(std::span<const int32_t> ids) const override;
   int32_t vocab_size() const override;
   std::string kind() const override;

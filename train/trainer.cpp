@@ -17,7 +17,6 @@
 #include "train/checkpoint.h"
 #include "train/data.h"
 #include "train/data_parallel.h"
-#include "train/default_corpus.h"
 #include "train/distributed.h"
 #include "train/evaluate.h"
 #include "train/interrupt.h"
@@ -25,6 +24,7 @@
 #include "train/plots.h"
 #include "train/random_stream.h"
 #include "train/tokenizer.h"
+#include "train/token_cache.h"
 
 namespace ember {
 namespace {
@@ -94,17 +94,18 @@ struct Run {
   std::unique_ptr<MetricsLog> metrics;
 };
 
-std::unique_ptr<Tokenizer> make_tokenizer(const TrainConfig& cfg, const std::string& text) {
-  if (cfg.tokenizer == "char") return std::make_unique<CharTokenizer>(CharTokenizer::train(text));
-  if (cfg.tokenizer == "bpe")
-    return std::make_unique<BpeTokenizer>(BpeTokenizer::train(text, static_cast<int32_t>(cfg.bpe_vocab_size)));
-  fail("train: unknown tokenizer '{}' (choose char or bpe)", cfg.tokenizer);
-}
-
+// The text's tokens, from the run's token cache (out/tokens) when it matches
+// the text and the tokenizer, else streamed from the text into it.
 void load_data(Run& run) {
-  const std::string text = run.cfg.data.empty() ? default_corpus() : read_text_file(run.cfg.data);
-  if (!run.tokenizer) run.tokenizer = make_tokenizer(run.cfg, text);
-  run.data = split_tokens(run.tokenizer->encode(text));
+  const TrainConfig& c = run.cfg;
+  TokenDataOptions o;
+  o.text = c.data;
+  o.cache_dir = token_cache_dir(c.out);
+  o.stream.quiet = c.quiet;
+  o.stream.live_progress = c.live_progress;
+  TokenData d = load_token_data(o, {c.tokenizer, c.bpe_vocab_size}, run.tokenizer.get());
+  if (!run.tokenizer) run.tokenizer = std::move(d.tokenizer);
+  run.data = std::move(d.split);
   const int64_t need = run.cfg.model.block_size + 1;
   EMBER_CHECK(static_cast<int64_t>(run.data.val.size()) >= need && static_cast<int64_t>(run.data.train.size()) >= need,
               "train: the train and val splits have {} and {} tokens, but each needs at least block_size + 1 = {}; "
@@ -160,12 +161,13 @@ uint64_t hash_weights(const Run& run) {
 
 // Token ids, hashed: all of them up to 2^20, else 2^20 evenly spaced ones and
 // the count (enough to tell two files apart without reading gigabytes).
-template <typename Tokens>
-uint64_t hash_tokens(const Tokens& tokens, uint64_t h) {
-  const size_t n = tokens.size(), stride = std::max<size_t>(1, n >> 20);
+uint64_t hash_tokens(const TokenArray& tokens, uint64_t h) {
+  const int64_t n = tokens.size(), stride = std::max<int64_t>(1, n >> 20);
   h = hash_bytes(&n, sizeof(n), h);
-  if (stride == 1) return hash_bytes(tokens.data(), n * sizeof(tokens[0]), h);
-  for (size_t i = 0; i < n; i += stride) h = hash_bytes(&tokens[i], sizeof(tokens[i]), h);
+  for (int64_t i = 0; i < n; i += stride) {
+    const int64_t id = tokens[i];
+    h = hash_bytes(&id, sizeof(id), h);
+  }
   return h;
 }
 

@@ -80,10 +80,12 @@ TEST_CASE("gpt train: SIGKILL at 24 random moments never leaves a run that canno
   CHECK_MESSAGE(resumed.exit_code == 0, resumed.err);
   CHECK(latest_step(run_dir) == newest + 2);
   // Interrupted saves leave no clutter once a save succeeds: two checkpoints, the pointer, the log,
-  // and the step-0 positional table with the two plots drawn at the end (wpe_init.safetensors, *.svg).
+  // the step-0 positional table with the two plots drawn at the end (wpe_init.safetensors, *.svg),
+  // and the token cache (its two files).
   int entries = 0;
   for (const auto& e : fs::directory_iterator(run_dir)) entries += !e.path().filename().string().ends_with(".log");
-  CHECK(entries == 7);
+  CHECK(entries == 8);
+  CHECK(std::distance(fs::directory_iterator(run_dir + "/tokens"), fs::directory_iterator()) == 2);
 }
 
 TEST_CASE("gpt train: SIGINT saves and exits 130, and resuming repeats the uninterrupted run bit for bit") {

@@ -8,6 +8,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
@@ -78,7 +79,21 @@ inline int trainer_json(const uint8_t* data, size_t size) {
   return 0;
 }
 
-// BPE encoding of arbitrary bytes: decode(encode(x)) == x, and every id is in range.
+// Feeds text to encode_prefix as a stream does, `step` bytes at a time.
+inline std::vector<int32_t> encode_in_pieces(const Tokenizer& t, std::string_view text, size_t step) {
+  std::vector<int32_t> ids;
+  size_t done = 0, have = std::min(step, text.size());
+  for (;;) {
+    const bool last = done + have == text.size();
+    const size_t used = t.encode_prefix(text.substr(done, have), last, static_cast<int64_t>(done), ids);
+    if (last) return ids;
+    done += used;
+    have = std::min(have - used + step, text.size() - done);
+  }
+}
+
+// BPE encoding of arbitrary bytes: decode(encode(x)) == x, every id is in
+// range, and encoding in pieces (the first byte picks their size) gives the same ids.
 inline int bpe_encode(const uint8_t* data, size_t size) {
   static const BpeTokenizer bpe = BpeTokenizer::train(
       "the quick brown fox jumps over the lazy dog; the dog sleeps. It's the fox's den, isn't it?\n"
@@ -89,6 +104,7 @@ inline int bpe_encode(const uint8_t* data, size_t size) {
   for (int32_t id : ids)
     if (id < 0 || id >= bpe.vocab_size()) std::abort();
   if (bpe.decode(ids) != text) std::abort();
+  if (size > 0 && encode_in_pieces(bpe, text, 1 + data[0] % 32) != ids) std::abort();
   return 0;
 }
 

@@ -68,7 +68,7 @@ TEST_CASE("data: windows have y equal to x shifted by one, reproducibly from a s
   CHECK(seq[1].x.data[0] == 40);
   const TokenSplit split = split_tokens(data);
   CHECK(split.train.size() == 90);
-  CHECK(split.val.front() == 90);
+  CHECK(split.val[0] == 90);
   CHECK_THROWS_WITH_AS(sample_batch(std::vector<int32_t>(8), 1, 8, g1),
                        "data: 8 tokens are too few for one window of block_size + 1 = 9 tokens", Error);
   CHECK_THROWS_WITH_AS(read_text_file("/nonexistent/ember.txt"), "data: file '/nonexistent/ember.txt' does not exist",
@@ -255,4 +255,14 @@ TEST_CASE("eval windows: every target is the next token, and gpt eval's loss is 
     total += model.loss(model.forward(IntTensor({1, T}, x)), IntTensor({1, T}, y)).item();
   }
   CHECK(sequential_loss(model, data, 3) == doctest::Approx(total / 7).epsilon(1e-6));
+  // Past one group of 64 batches it builds batches a group at a time, summing in
+  // the same order as mean_loss over all of them at once: equal to the last bit,
+  // from uint8 ids as from int32 ones.
+  std::vector<int32_t> many(150 * T + 5);
+  for (size_t i = 0; i < many.size(); ++i) many[i] = static_cast<int32_t>((i * 7 + i / 13) % 13);
+  const auto held = std::make_shared<std::vector<uint8_t>>(many.begin(), many.end());
+  const TokenArray narrow_ids(held, held->data(), static_cast<int64_t>(held->size()), 1);
+  const double all_at_once = mean_loss(model, sequential_batches(many, 1, T));
+  CHECK(sequential_loss(model, many, 1) == all_at_once);
+  CHECK(sequential_loss(model, narrow_ids, 1) == all_at_once);
 }
