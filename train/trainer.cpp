@@ -103,7 +103,14 @@ void load_data(Run& run) {
   o.cache_dir = token_cache_dir(c.out);
   o.stream.quiet = c.quiet;
   o.stream.live_progress = c.live_progress;
-  TokenData d = load_token_data(o, {c.tokenizer, c.bpe_vocab_size}, run.tokenizer.get());
+  // In an MPI job the ranks take turns: rank 0 builds or checks the token
+  // cache first, and each later rank then finds it (a shared filesystem) or
+  // builds its own (a machine of its own). Two ranks never write one cache.
+  TokenData d;
+  for (int turn = 0; turn < world_size(); ++turn) {
+    if (turn == world_rank()) d = load_token_data(o, {c.tokenizer, c.bpe_vocab_size}, run.tokenizer.get());
+    if (world_size() > 1) allreduce_max(0);  // everyone waits for this turn to end
+  }
   if (!run.tokenizer) run.tokenizer = std::move(d.tokenizer);
   run.data = std::move(d.split);
   const int64_t need = run.cfg.model.block_size + 1;
@@ -169,6 +176,17 @@ uint64_t hash_tokens(const TokenArray& tokens, uint64_t h) {
     h = hash_bytes(&id, sizeof(id), h);
   }
   return h;
+}
+
+// In an MPI job, first of all: JobError unless every rank runs the same
+// program with the same settings, before anything (the token cache) is written.
+void check_ranks_run_alike(const TrainConfig& cfg) {
+  if (world_size() == 1) return;
+  StartFingerprint f;
+  f.binary = executable_hash();
+  const std::string settings = cfg.to_json().dump();
+  f.settings = hash_bytes(settings.data(), settings.size());
+  check_same_start(f, cfg.data, cfg.out);
 }
 
 // In an MPI job: JobError unless every rank runs the same program with the
@@ -312,6 +330,7 @@ TrainResult train(const TrainConfig& cfg) {
   Run run;
   run.cfg = cfg;
   run.cfg.quiet = cfg.quiet || !is_main_rank();
+  check_ranks_run_alike(run.cfg);
   load_data(run);
   run.cfg.model.vocab_size = run.tokenizer->vocab_size();
   run.model = std::make_unique<GPT>(run.cfg.model, cfg.seed);
@@ -358,6 +377,7 @@ TrainResult resume(const std::string& dir, const ResumeOptions& options) {
   if (options.keep_checkpoints > 0) run.cfg.keep_checkpoints = options.keep_checkpoints;
   run.cfg.quiet = options.quiet || !is_main_rank();
   run.cfg.live_progress = options.live_progress;
+  check_ranks_run_alike(run.cfg);
   load_data(run);
   make_step_machinery(run);
   const TrainerState s = load_training_state(dir, *run.optimizer);
