@@ -37,6 +37,7 @@ struct Options {
   int threads = 0;  // 0: ember's default (EMBER_NUM_THREADS, else every core)
   uint64_t seed = 1337;
   bool input_layer = false;
+  bool no_sharing = false;
   int64_t pass_tokens = DataParallel::kDefaultPassTokens;
 };
 
@@ -114,9 +115,10 @@ std::string bench_gpt(const Options& opt) {
   return fmt::format(
       R"({{"impl": "ember", "config": "{}", "median_ms": {:.3f}, "tokens_per_s": {:.1f}, )"
       R"("gflop_per_step": {:.4f}, "gflop_per_s": {:.3f}, "peak_rss_mb": {:.1f}, "peak_tensor_mb": {:.1f}, )"
-      R"("steps": {}, "threads": {}}})",
+      R"("steps": {}, "threads": {}, "shared_chunks_per_step": {:.1f}}})",
       opt.config, med * 1e3, B * T / med, flops / 1e9, flops / med / 1e9, peak_rss_mb(),
-      static_cast<double>(storage_stats().peak_live_bytes) / (1 << 20), opt.steps, num_threads());
+      static_cast<double>(storage_stats().peak_live_bytes) / (1 << 20), opt.steps, num_threads(),
+      static_cast<double>(detail::shared_chunks()) / (opt.warmup + opt.steps));
 }
 
 // The seed: token embedding [50257,256] + learned positions [4,256], ids [8,4],
@@ -157,6 +159,8 @@ int main(int argc, char** argv) {
   app.add_option("--pass-tokens", opt.pass_tokens, "tokens per forward/backward pass on each thread")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 40))
       ->capture_default_str();
+  app.add_flag("--no-sharing", opt.no_sharing,
+               "no work sharing between threads (parallel.h): each thread runs its own slice alone");
   app.add_flag("--input-layer", opt.input_layer, "time the seed's input layer (embedding + positions) instead");
   try {
     app.parse(argc, argv);
@@ -166,6 +170,7 @@ int main(int argc, char** argv) {
   }
   try {
     if (opt.threads > 0) set_num_threads(opt.threads);
+    if (opt.no_sharing) detail::set_work_sharing(false);
     const std::string line = opt.input_layer ? bench_input_layer(opt) : bench_gpt(opt);
     std::puts(line.c_str());
   } catch (const std::exception& e) {
