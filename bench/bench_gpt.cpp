@@ -2,6 +2,8 @@
 // config S or M (or the seed's input layer with --input-layer) and prints one
 // JSON line in bench/torch_bench.py's schema, so run_bench.py can set the two
 // side by side. Run: build/bench/bench_gpt --config S --steps 30 --warmup 3
+// --n-layer, --n-head, --n-embd, --block-size and --batch change the
+// config's shape (make bench's cost sweep).
 #include <fmt/format.h>
 #include <sys/resource.h>
 
@@ -10,6 +12,8 @@
 #include <chrono>
 #include <cstdio>
 #include <string>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include "core/ember.h"
@@ -32,6 +36,7 @@ constexpr int64_t kVocab = 65;
 
 struct Options {
   std::string config = "S";
+  BenchConfig shape{};  // overrides of the config's fields; 0 keeps the config's
   int steps = 20;
   int warmup = 3;
   int threads = 0;  // 0: ember's default (EMBER_NUM_THREADS, else every core)
@@ -81,8 +86,21 @@ double flops_per_step(const GPT& model, const GPTConfig& cfg, int64_t B) {
   return (6.0 * n + 12.0 * L * H * D * T) * B * T;
 }
 
+// The config with the fields --n-layer etc. set; Error if heads do not divide the width.
+BenchConfig shape_of(const Options& opt) {
+  BenchConfig c = opt.config == "S" ? kConfigS : kConfigM;
+  for (auto [field, given] : {std::pair{&c.n_layer, opt.shape.n_layer},
+                              {&c.n_head, opt.shape.n_head},
+                              {&c.n_embd, opt.shape.n_embd},
+                              {&c.block_size, opt.shape.block_size},
+                              {&c.batch, opt.shape.batch}})
+    if (given > 0) *field = given;
+  EMBER_CHECK(c.n_embd % c.n_head == 0, "--n-embd {} is not divisible by --n-head {}", c.n_embd, c.n_head);
+  return c;
+}
+
 std::string bench_gpt(const Options& opt) {
-  const BenchConfig c = opt.config == "S" ? kConfigS : kConfigM;
+  const BenchConfig c = shape_of(opt);
   GPTConfig cfg;
   cfg.vocab_size = kVocab;
   cfg.block_size = c.block_size;
@@ -113,12 +131,13 @@ std::string bench_gpt(const Options& opt) {
   const double med = time_steps(step, opt.warmup, opt.steps);
   const double flops = flops_per_step(model, cfg, B);
   return fmt::format(
-      R"({{"impl": "ember", "config": "{}", "median_ms": {:.3f}, "tokens_per_s": {:.1f}, )"
+      R"({{"impl": "ember", "config": "{}", "n_layer": {}, "n_head": {}, "n_embd": {}, "block_size": {}, "batch": {}, )"
+      R"("median_ms": {:.3f}, "tokens_per_s": {:.1f}, )"
       R"("gflop_per_step": {:.4f}, "gflop_per_s": {:.3f}, "peak_rss_mb": {:.1f}, "peak_tensor_mb": {:.1f}, )"
       R"("steps": {}, "threads": {}, "shared_chunks_per_step": {:.1f}}})",
-      opt.config, med * 1e3, B * T / med, flops / 1e9, flops / med / 1e9, peak_rss_mb(),
-      static_cast<double>(storage_stats().peak_live_bytes) / (1 << 20), opt.steps, num_threads(),
-      static_cast<double>(detail::shared_chunks()) / (opt.warmup + opt.steps));
+      opt.config, c.n_layer, c.n_head, c.n_embd, c.block_size, c.batch, med * 1e3, B * T / med, flops / 1e9,
+      flops / med / 1e9, peak_rss_mb(), static_cast<double>(storage_stats().peak_live_bytes) / (1 << 20), opt.steps,
+      num_threads(), static_cast<double>(detail::shared_chunks()) / (opt.warmup + opt.steps));
 }
 
 // The seed: token embedding [50257,256] + learned positions [4,256], ids [8,4],
@@ -155,6 +174,12 @@ int main(int argc, char** argv) {
   app.add_option("--threads", opt.threads, "threads (0: EMBER_NUM_THREADS, else all cores)")
       ->check(CLI::Range(0, 1024))
       ->capture_default_str();
+  for (auto [flag, field, help] : {std::tuple{"--n-layer", &opt.shape.n_layer, "layers (default: the config's)"},
+                                   {"--n-head", &opt.shape.n_head, "attention heads (default: the config's)"},
+                                   {"--n-embd", &opt.shape.n_embd, "channels (default: the config's)"},
+                                   {"--block-size", &opt.shape.block_size, "context length T (default: the config's)"},
+                                   {"--batch", &opt.shape.batch, "sequences per step (default: the config's)"}})
+    app.add_option(flag, *field, help)->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
   app.add_option("--seed", opt.seed, "seed for the weights and the random batches")->capture_default_str();
   app.add_option("--pass-tokens", opt.pass_tokens, "tokens per forward/backward pass on each thread")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 40))
