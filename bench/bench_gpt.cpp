@@ -6,6 +6,7 @@
 // config's shape (make bench's cost sweep).
 #include <fmt/format.h>
 #include <sys/resource.h>
+#include <time.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
@@ -52,18 +53,29 @@ double peak_rss_mb() {
   return static_cast<double>(ru.ru_maxrss) / 1024.0;  // ru_maxrss is in KiB on Linux
 }
 
+// CPU time this process has used (all its threads), in seconds.
+double process_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+}
+
 // Median wall time of `steps` calls after `warmup` untimed ones, in seconds.
 // The median, not the mean, so one step disturbed by the OS does not count.
+// cpu_per_step gets the process's CPU time per timed step (a mean): on a
+// machine shared with other work, it tells how long the step ran on a core.
 template <typename Step>
-double time_steps(Step& step, int warmup, int steps) {
+double time_steps(Step& step, int warmup, int steps, double* cpu_per_step = nullptr) {
   for (int i = 0; i < warmup; ++i) step();
   std::vector<double> times;
   times.reserve(steps);
+  const double cpu0 = process_cpu_seconds();
   for (int i = 0; i < steps; ++i) {
     const auto t0 = std::chrono::steady_clock::now();
     step();
     times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   }
+  if (cpu_per_step) *cpu_per_step = (process_cpu_seconds() - cpu0) / steps;
   std::sort(times.begin(), times.end());
   const size_t n = times.size();
   return n % 2 ? times[n / 2] : 0.5 * (times[n / 2 - 1] + times[n / 2]);
@@ -128,14 +140,15 @@ std::string bench_gpt(const Options& opt) {
     optimizer.step();
     optimizer.zero_grad();
   };
-  const double med = time_steps(step, opt.warmup, opt.steps);
+  double cpu = 0.0;
+  const double med = time_steps(step, opt.warmup, opt.steps, &cpu);
   const double flops = flops_per_step(model, cfg, B);
   return fmt::format(
       R"({{"impl": "ember", "config": "{}", "n_layer": {}, "n_head": {}, "n_embd": {}, "block_size": {}, "batch": {}, )"
-      R"("median_ms": {:.3f}, "tokens_per_s": {:.1f}, )"
+      R"("median_ms": {:.3f}, "cpu_ms": {:.3f}, "tokens_per_s": {:.1f}, )"
       R"("gflop_per_step": {:.4f}, "gflop_per_s": {:.3f}, "peak_rss_mb": {:.1f}, "peak_tensor_mb": {:.1f}, )"
       R"("steps": {}, "threads": {}, "shared_chunks_per_step": {:.1f}}})",
-      opt.config, c.n_layer, c.n_head, c.n_embd, c.block_size, c.batch, med * 1e3, B * T / med, flops / 1e9,
+      opt.config, c.n_layer, c.n_head, c.n_embd, c.block_size, c.batch, med * 1e3, cpu * 1e3, B * T / med, flops / 1e9,
       flops / med / 1e9, peak_rss_mb(), static_cast<double>(storage_stats().peak_live_bytes) / (1 << 20), opt.steps,
       num_threads(), static_cast<double>(detail::shared_chunks()) / (opt.warmup + opt.steps));
 }

@@ -69,7 +69,7 @@ def best_peak(peaks):
     if not peaks:
         return None
     best = dict(peaks[0])
-    for key in ("sgemm_gflops", "sgemm_1t_gflops", "fma_gflops", "fma_1t_gflops"):
+    for key in ("sgemm_gflops", "sgemm_1t_gflops", "fma_gflops", "fma_1t_gflops", "fma_1t_cpu_gflops"):
         best[key] = max(p[key] for p in peaks)
     return best
 
@@ -94,8 +94,8 @@ def summarize(runs):
     if not runs:
         return None
     out = dict(runs[0])
-    for key in ("median_ms", "tokens_per_s", "peak_rss_mb", "gflop_per_s"):
-        if key in out:
+    for key in ("median_ms", "cpu_ms", "tokens_per_s", "peak_rss_mb", "gflop_per_s"):
+        if key in out and all(key in r for r in runs):
             out[key] = statistics.median(r[key] for r in runs)
     ms = [r["median_ms"] for r in runs]
     out["spread"] = (min(ms), max(ms))
@@ -251,8 +251,11 @@ def run_workload(w, args):
     return summarize(runs["ember"]), summarize(runs["torch"])
 
 
-def fma_summary(results, peak):
-    """One line per GPT config: each side's share of the FMA peak, against the goal."""
+def fma_summary(results, peak, peak_1t):
+    """One line per GPT config: each side's share of the FMA peak, against the
+    goal; and, from the CPU time the step used, its rate while it had a core
+    against one core's FMA rate per CPU-second (bench_peak), which other work
+    on the machine lowers far less than wall-clock rates."""
     out = []
     for w, goal in FMA_GOALS.items():
         ember, torch = results.get(w, (None, None))
@@ -260,8 +263,13 @@ def fma_summary(results, peak):
             continue
         share = 100 * ember["gflop_per_s"] / peak["fma"]
         torch_share = f", PyTorch {100 * torch['gflop_per_s'] / peak['fma']:.0f}%" if torch else ""
-        out.append(f"**GPT {w}: ember at {share:.0f}% of the FMA peak** ({ember['gflop_per_s']:.1f} of "
-                   f"{peak['fma']:.1f} GFLOP/s; goal {goal}%{torch_share}).")
+        line = (f"**GPT {w}: ember at {share:.0f}% of the FMA peak** ({ember['gflop_per_s']:.1f} of "
+                f"{peak['fma']:.1f} GFLOP/s; goal {goal}%{torch_share})")
+        if ember.get("cpu_ms"):
+            on_core = 100 * ember["gflop_per_step"] / (ember["cpu_ms"] / 1e3) / peak_1t
+            line += (f"; per CPU-second used, {on_core:.0f}% of one core's FMA peak ({ember['cpu_ms']:.1f} CPU ms "
+                     f"per {ember['median_ms']:.1f} ms step)")
+        out.append(line + ".")
     return [""] + out if out else []
 
 
@@ -285,8 +293,9 @@ def render(args, started, load, peaks, results, warnings, sampled=None):
         lines += [f"Machine ceilings (bench_peak): sgemm {peak_json['sgemm_n']}^3 "
                   f"{peak_json['sgemm_gflops']:.1f} GFLOP/s on {peak_json['threads']} threads "
                   f"({peak_json['sgemm_1t_gflops']:.1f} on 1); FMA loop {peak_json['fma_gflops']:.1f} GFLOP/s "
-                  f"({peak_json['fma_1t_gflops']:.1f} on 1), best of {len(peaks)} runs spread over the "
-                  "benchmark. Shares below are of the higher of each pair.", ""]
+                  f"({peak_json['fma_1t_gflops']:.1f} on 1; {peak_json['fma_1t_cpu_gflops']:.1f} per CPU-second of "
+                  f"one core), best of {len(peaks)} runs spread over the benchmark. Shares below are of the higher "
+                  "of each pair.", ""]
     if results:
         lines += ["| workload | impl | ms/step | rounds min-max | tokens/s | ember/PyTorch tokens/s | peak RSS MB "
                   "| GFLOP/step | GFLOP/s | % of sgemm | % of FMA |",
@@ -297,7 +306,7 @@ def render(args, started, load, peaks, results, warnings, sampled=None):
                   f"S {args.steps_s}, M {args.steps_m}, input layer {args.steps_input}. ember on {ember_threads} "
                   f"threads; PyTorch with 1 intra-op thread and OpenBLAS on 2."]
     if peak:
-        lines += fma_summary(results, peak)
+        lines += fma_summary(results, peak, peak_json["fma_1t_cpu_gflops"])
     lines += [f"Load average at start: {load:.2f}."]
     lines += [f"WARNING: {w}" for w in warnings]
     return "\n".join(lines) + "\n", peak is not None

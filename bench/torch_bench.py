@@ -50,14 +50,19 @@ def flops_per_step(model, cfg, batch):
     return (6 * n + 12 * L * H * D * T) * batch * T
 
 
-def time_steps(step, warmup, steps):
+def time_steps(step, warmup, steps, cpu=None):
+    """Median wall seconds per step; cpu (a list) gets the process's CPU
+    seconds per step (a mean over the timed steps, all threads)."""
     for _ in range(warmup):
         step()
     times = []
+    c0 = time.process_time()
     for _ in range(steps):
         t0 = time.perf_counter()
         step()
         times.append(time.perf_counter() - t0)
+    if cpu is not None:
+        cpu.append((time.process_time() - c0) / steps)
     return statistics.median(times)
 
 
@@ -88,10 +93,11 @@ def bench_gpt(name, args):
         opt.step()
         opt.zero_grad(set_to_none=True)
 
-    med = time_steps(step, args.warmup, args.steps)
+    cpu = []
+    med = time_steps(step, args.warmup, args.steps, cpu)
     flops = flops_per_step(model, cfg, B)
     return {"impl": "pytorch", "config": name, **{k: c[k] for k in SHAPE_FLAGS}, "median_ms": round(med * 1e3, 3),
-            "tokens_per_s": round(B * T / med, 1), "gflop_per_step": round(flops / 1e9, 4),
+            "cpu_ms": round(cpu[0] * 1e3, 3), "tokens_per_s": round(B * T / med, 1), "gflop_per_step": round(flops / 1e9, 4),
             "gflop_per_s": round(flops / med / 1e9, 3), "peak_rss_mb": round(peak_rss_mb(), 1),
             "steps": args.steps, "torch_version": torch.__version__}
 
