@@ -31,12 +31,17 @@ namespace {
 // thread (at most): enough that a helper arriving late still finds work, few
 // enough that each chunk stays large (sgemm repacks an operand per chunk).
 constexpr int64_t kShareChunksPerThread = 2;
+// A nested call with fewer grains than this runs inline: its chunks would be
+// too short (a few microseconds) to repay a helper's cold caches.
+constexpr int64_t kMinShareChunks = 4;
 // How long an idle thread spins before it sleeps: a worker between two
 // calls (a training step makes one every few microseconds), and a thread
 // that ran out of chunks, waiting for side jobs (nested calls come every
 // 0.1-1 ms in a step).
 constexpr int64_t kIdleSpinMicros = 100;
 constexpr int64_t kHelpSpinMicros = 2000;
+
+using Clock = std::chrono::steady_clock;
 
 // The index of this thread in the pool job whose chunk it is running, or -1
 // (outside any job, or inside a shared chunk: calls from there run inline).
@@ -161,29 +166,31 @@ class Pool {
   int64_t shared_chunks() const { return shared_chunks_.load(); }
 
  private:
-  // Wakes the threads sleeping in wait_while (cheap when none sleeps).
+  // Wakes the threads in sleep_while (cheap when none sleeps).
   void signal() {
     events_.fetch_add(1);
     if (sleepers_.load() != 0) events_.notify_all();
   }
 
-  // Spins for about spin_us microseconds, then sleeps, while idle() holds;
-  // every signal() re-checks it. awake (when given) counts the threads
-  // spinning here, not those asleep.
+  // Sleeps until a signal() while idle() holds; awake (when given) counts
+  // the threads that are not asleep.
   template <typename Idle>
-  void wait_while(Idle idle, int64_t spin_us, std::atomic<int>* awake = nullptr) {
-    using Clock = std::chrono::steady_clock;
+  void sleep_while(Idle idle, std::atomic<int>* awake = nullptr) {
+    const uint32_t seen = events_.load();
+    sleepers_.fetch_add(1);
+    if (awake) awake->fetch_sub(1);
+    if (idle()) events_.wait(seen);
+    if (awake) awake->fetch_add(1);
+    sleepers_.fetch_sub(1);
+  }
+
+  // Spins for about spin_us microseconds, then sleeps, while idle() holds.
+  template <typename Idle>
+  void wait_while(Idle idle, int64_t spin_us) {
     const Clock::time_point until = Clock::now() + std::chrono::microseconds(spin_us);
     for (int spin = 1; idle(); ++spin) {
       pause_cpu();
-      if (spin % 64 != 0 || Clock::now() < until) continue;
-      const uint32_t seen = events_.load();
-      sleepers_.fetch_add(1);
-      if (awake) awake->fetch_sub(1);
-      if (idle()) events_.wait(seen);
-      if (awake) awake->fetch_add(1);
-      sleepers_.fetch_sub(1);
-      return;  // the caller loops and re-checks
+      if (spin % 64 == 0 && Clock::now() >= until) sleep_while(idle);
     }
   }
 
@@ -208,15 +215,20 @@ class Pool {
     }
     auto running = [&] { return generation_.load() == gen && active_.load() != 0; };
     // Side jobs are offered only while a helper is awake (helping_), and never
-    // wake a sleeping one. A helper stays awake a while after each chunk it
-    // ran, then sleeps until the job ends: on a machine whose cores are busy
-    // with other processes, a thread that spins takes CPU time from the one
-    // that works, and a wake-up per nested call costs more than it brings.
+    // wake a sleeping one. A helper spins for a while after joining and after
+    // each chunk it ran, then sleeps until the job ends: on a machine whose
+    // cores are busy with other processes, a thread that spins takes CPU time
+    // from the one that works, and a wake-up per nested call costs more than
+    // it brings.
     helping_.fetch_add(1);
-    while (running()) {
-      if (help_once(me)) continue;
+    Clock::time_point until = Clock::now() + std::chrono::microseconds(kHelpSpinMicros);
+    for (int spin = 1; running(); ++spin) {
+      if (help_once(me)) {
+        until = Clock::now() + std::chrono::microseconds(kHelpSpinMicros);
+        continue;
+      }
       pause_cpu();
-      wait_while([&] { return running() && !side_job_offered(me); }, kHelpSpinMicros, &helping_);
+      if (spin % 64 == 0 && Clock::now() >= until) sleep_while(running, &helping_);
     }
     helping_.fetch_sub(1);
   }
@@ -227,7 +239,8 @@ class Pool {
   // asks that of every f), only who computes them changes.
   void share(int64_t n, int64_t grain, detail::RangeFn fn, void* ctx) {
     const int64_t chunks = std::min<int64_t>(kShareChunksPerThread * size(), n / grain);
-    if (chunks < 2 || !sharing_.load(std::memory_order_relaxed) || helping_.load(std::memory_order_relaxed) == 0) {
+    if (chunks < kMinShareChunks || !sharing_.load(std::memory_order_relaxed) ||
+        helping_.load(std::memory_order_relaxed) == 0) {
       fn(ctx, 0, n);
       return;
     }

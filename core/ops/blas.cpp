@@ -46,6 +46,10 @@ namespace {
 
 // Below this many multiply-adds, one thread is faster than two.
 constexpr int64_t kParallelWork = int64_t{1} << 18;
+// Multiply-adds a part of a split product should at least hold (about 20 us
+// here): a helper that joins a product late (parallel.h's work sharing) must
+// find parts worth the trip.
+constexpr int64_t kPartWork = int64_t{1} << 20;
 
 // The default kernel compiled in by `make EMBER_GEMM=...`; debug builds read
 // and step the naive loop unless told otherwise.
@@ -161,7 +165,7 @@ void sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const
   bool by_rows = ta && M > N;
   if ((by_rows ? row_panels : col_panels) < 2 * num_threads()) by_rows = row_panels > col_panels;
   const int64_t panel_work = (by_rows ? 6 * N : 16 * M) * K;  // multiply-adds per panel
-  const int64_t grain = std::max<int64_t>(1, kParallelWork / 2 / panel_work);
+  const int64_t grain = std::max<int64_t>(1, kPartWork / panel_work);
   if (by_rows) {
     parallel_for(row_panels, grain, [&](int64_t p0, int64_t p1) {
       const int64_t m0 = 6 * p0, m1 = std::min(M, 6 * p1);
