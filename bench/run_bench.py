@@ -339,6 +339,8 @@ def main():
         svg_path = os.path.join(args.build, "bench", "sweep.svg")
         with open(svg_path, "w") as f:
             f.write(sweep.svg(swept))
+        with open(os.path.join(args.build, "bench", "sweep.json"), "w") as f:
+            json.dump({"rounds": args.sweep_rounds, "results": swept}, f)
         text += f"\nPlot: {svg_path}\n"
     print(text)
     out_path = os.path.join(args.build, "bench", "results.md")

@@ -2,10 +2,14 @@
 against PyTorch, as the context grows (64 to 1024 at config S's width) and as
 the width grows (128 to 768 at context 256). run_bench.py runs it (--only
 sweep, or as part of all) and gets back a markdown table and an SVG plot
-(written by hand here: no plotting library needed).
+(written by hand here: no plotting library needed). The raw results go to
+<build>/bench/sweep.json; `python3 bench/sweep.py build/bench/sweep.json OUT.svg`
+prints the table and draws the plot again from them.
 """
+import json
 import math
 import statistics
+import sys
 
 # Config S (4 layers, 4 heads, 128 channels, vocab 65) with one dimension
 # changed. Every step of a sweep holds the same number of tokens (batch =
@@ -132,7 +136,8 @@ def table(results, rounds):
 def svg(results):
     """Two panels, ms/token against the context and against the width, log-x,
     one line for ember and one for PyTorch, and a dashed line for what
-    ember's cost would be if it grew as the FLOP model does from the first point."""
+    ember's cost would be if it grew as the FLOP model does (scaled to fit
+    ember's points best: one GFLOP/s for the whole sweep)."""
     W, H, pad = 420, 300, dict(left=62, right=16, top=34, bottom=46)
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{2 * W}" height="{H + 30}" '
              'font-family="sans-serif" font-size="12">', f'<rect width="{2 * W}" height="{H + 30}" fill="white"/>']
@@ -141,14 +146,13 @@ def svg(results):
         xs = [r[1] for r in rows]
         series = {"ember": [ms_per_token(r[3], r[2]) for r in rows],
                   "PyTorch": [ms_per_token(r[4], r[2]) for r in rows]}
-        first = next(((i, v) for i, v in enumerate(series["ember"]) if v), None)
-        if first:
-            i0, v0 = first
-            g0 = model_gflop(rows[i0][2])[0] / (rows[i0][2]["batch"] * rows[i0][2]["block_size"])
-            series["FLOP model"] = [v0 * model_gflop(r[2])[0] / (r[2]["batch"] * r[2]["block_size"]) / g0
-                                    for r in rows]
+        per_token = [model_gflop(r[2])[0] / (r[2]["batch"] * r[2]["block_size"]) for r in rows]
+        fit = [(f, y) for f, y in zip(per_token, series["ember"]) if y]
+        if fit:  # least squares y = k f
+            k = sum(f * y for f, y in fit) / sum(f * f for f, _ in fit)
+            series["FLOP model"] = [k * f for f in per_token]
         parts.append(panel_svg(panel * W, W, H, pad, xs, series, label))
-    legend = [("ember", "#d95f02", ""), ("PyTorch", "#1b6ac9", ""), ("ember's first point grown by the FLOP model",
+    legend = [("ember", "#d95f02", ""), ("PyTorch", "#1b6ac9", ""), ("ember if its cost followed the FLOP model",
                                                                       "#d95f02", ' stroke-dasharray="5,4"')]
     x = pad["left"]
     for name, color, dash in legend:
@@ -202,3 +206,18 @@ def nice_ceiling(v):
     """The smallest of 1, 2, 2.5, 4, 5, 8 times a power of ten that is >= v, so that quarters are round."""
     p = 10 ** math.floor(math.log10(v))
     return next(m * p for m in (1, 2, 2.5, 4, 5, 8, 10) if m * p >= v)
+
+
+def main():
+    if len(sys.argv) != 3:
+        sys.exit("usage: sweep.py SWEEP.json OUT.svg  (SWEEP.json: what make bench wrote to build/bench/sweep.json)")
+    with open(sys.argv[1]) as f:
+        saved = json.load(f)
+    results = [tuple(r) for r in saved["results"]]
+    print(table(results, saved["rounds"]))
+    with open(sys.argv[2], "w") as f:
+        f.write(svg(results))
+
+
+if __name__ == "__main__":
+    main()
