@@ -4,14 +4,19 @@
 // side by side. Run: build/bench/bench_gpt --config S --steps 30 --warmup 3
 // Built with MPI (build/mpi/bench/bench_gpt) and started by mpirun, the ranks
 // split every step's batch as `gpt train` does and rank 0 prints the line.
+// --n-layer, --n-head, --n-embd, --block-size and --batch change the
+// config's shape (make bench's cost sweep).
 #include <fmt/format.h>
 #include <sys/resource.h>
+#include <time.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <string>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include "core/ember.h"
@@ -35,11 +40,13 @@ constexpr int64_t kVocab = 65;
 
 struct Options {
   std::string config = "S";
+  BenchConfig shape{};  // overrides of the config's fields; 0 keeps the config's
   int steps = 20;
   int warmup = 3;
   int threads = 0;  // 0: ember's default (EMBER_NUM_THREADS, else every core)
   uint64_t seed = 1337;
   bool input_layer = false;
+  bool no_sharing = false;
   int64_t pass_tokens = DataParallel::kDefaultPassTokens;
 };
 
@@ -49,18 +56,29 @@ double peak_rss_mb() {
   return static_cast<double>(ru.ru_maxrss) / 1024.0;  // ru_maxrss is in KiB on Linux
 }
 
+// CPU time this process has used (all its threads), in seconds.
+double process_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+}
+
 // Median wall time of `steps` calls after `warmup` untimed ones, in seconds.
 // The median, not the mean, so one step disturbed by the OS does not count.
+// cpu_per_step gets the process's CPU time per timed step (a mean): on a
+// machine shared with other work, it tells how long the step ran on a core.
 template <typename Step>
-double time_steps(Step& step, int warmup, int steps) {
+double time_steps(Step& step, int warmup, int steps, double* cpu_per_step = nullptr) {
   for (int i = 0; i < warmup; ++i) step();
   std::vector<double> times;
   times.reserve(steps);
+  const double cpu0 = process_cpu_seconds();
   for (int i = 0; i < steps; ++i) {
     const auto t0 = std::chrono::steady_clock::now();
     step();
     times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   }
+  if (cpu_per_step) *cpu_per_step = (process_cpu_seconds() - cpu0) / steps;
   std::sort(times.begin(), times.end());
   const size_t n = times.size();
   return n % 2 ? times[n / 2] : 0.5 * (times[n / 2 - 1] + times[n / 2]);
@@ -83,8 +101,21 @@ double flops_per_step(const GPT& model, const GPTConfig& cfg, int64_t B) {
   return (6.0 * n + 12.0 * L * H * D * T) * B * T;
 }
 
+// The config with the fields --n-layer etc. set; Error if heads do not divide the width.
+BenchConfig shape_of(const Options& opt) {
+  BenchConfig c = opt.config == "S" ? kConfigS : kConfigM;
+  for (auto [field, given] : {std::pair{&c.n_layer, opt.shape.n_layer},
+                              {&c.n_head, opt.shape.n_head},
+                              {&c.n_embd, opt.shape.n_embd},
+                              {&c.block_size, opt.shape.block_size},
+                              {&c.batch, opt.shape.batch}})
+    if (given > 0) *field = given;
+  EMBER_CHECK(c.n_embd % c.n_head == 0, "--n-embd {} is not divisible by --n-head {}", c.n_embd, c.n_head);
+  return c;
+}
+
 std::string bench_gpt(const Options& opt) {
-  const BenchConfig c = opt.config == "S" ? kConfigS : kConfigM;
+  const BenchConfig c = shape_of(opt);
   GPTConfig cfg;
   cfg.vocab_size = kVocab;
   cfg.block_size = c.block_size;
@@ -114,16 +145,19 @@ std::string bench_gpt(const Options& opt) {
     optimizer.step();
     optimizer.zero_grad();
   };
-  const double med = time_steps(step, opt.warmup, opt.steps);
+  double cpu = 0.0;
+  const double med = time_steps(step, opt.warmup, opt.steps, &cpu);
   comm.erase(comm.begin(), comm.begin() + opt.warmup);
   std::sort(comm.begin(), comm.end());
   const double flops = flops_per_step(model, cfg, B);
   return fmt::format(
-      R"({{"impl": "ember", "config": "{}", "median_ms": {:.3f}, "tokens_per_s": {:.1f}, )"
+      R"({{"impl": "ember", "config": "{}", "n_layer": {}, "n_head": {}, "n_embd": {}, "block_size": {}, "batch": {}, )"
+      R"("median_ms": {:.3f}, "cpu_ms": {:.3f}, "tokens_per_s": {:.1f}, )"
       R"("gflop_per_step": {:.4f}, "gflop_per_s": {:.3f}, "peak_rss_mb": {:.1f}, "peak_tensor_mb": {:.1f}, )"
-      R"("steps": {}, "threads": {}, "ranks": {}, "comm_ms": {:.3f}}})",
-      opt.config, med * 1e3, B * T / med, flops / 1e9, flops / med / 1e9, peak_rss_mb(),
-      static_cast<double>(storage_stats().peak_live_bytes) / (1 << 20), opt.steps, num_threads(), world_size(),
+      R"("steps": {}, "threads": {}, "shared_chunks_per_step": {:.1f}, "ranks": {}, "comm_ms": {:.3f}}})",
+      opt.config, c.n_layer, c.n_head, c.n_embd, c.block_size, c.batch, med * 1e3, cpu * 1e3, B * T / med, flops / 1e9,
+      flops / med / 1e9, peak_rss_mb(), static_cast<double>(storage_stats().peak_live_bytes) / (1 << 20), opt.steps,
+      num_threads(), static_cast<double>(detail::shared_chunks()) / (opt.warmup + opt.steps), world_size(),
       comm[comm.size() / 2] * 1e3);
 }
 
@@ -167,10 +201,18 @@ int main(int argc, char** argv) {
   app.add_option("--threads", opt.threads, "threads (0: EMBER_NUM_THREADS, else all cores)")
       ->check(CLI::Range(0, 1024))
       ->capture_default_str();
+  for (auto [flag, field, help] : {std::tuple{"--n-layer", &opt.shape.n_layer, "layers (default: the config's)"},
+                                   {"--n-head", &opt.shape.n_head, "attention heads (default: the config's)"},
+                                   {"--n-embd", &opt.shape.n_embd, "channels (default: the config's)"},
+                                   {"--block-size", &opt.shape.block_size, "context length T (default: the config's)"},
+                                   {"--batch", &opt.shape.batch, "sequences per step (default: the config's)"}})
+    app.add_option(flag, *field, help)->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
   app.add_option("--seed", opt.seed, "seed for the weights and the random batches")->capture_default_str();
   app.add_option("--pass-tokens", opt.pass_tokens, "tokens per forward/backward pass on each thread")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 40))
       ->capture_default_str();
+  app.add_flag("--no-sharing", opt.no_sharing,
+               "no work sharing between threads (parallel.h): each thread runs its own slice alone");
   app.add_flag("--input-layer", opt.input_layer, "time the seed's input layer (embedding + positions) instead");
   try {
     app.parse(argc, argv);
@@ -180,6 +222,7 @@ int main(int argc, char** argv) {
   }
   try {
     if (opt.threads > 0) set_num_threads(opt.threads);
+    if (opt.no_sharing) detail::set_work_sharing(false);
     const std::string line = opt.input_layer ? bench_input_layer(opt) : bench_gpt(opt);
     if (is_main_rank()) std::puts(line.c_str());
   } catch (const std::exception& e) {

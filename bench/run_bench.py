@@ -3,7 +3,9 @@ Measures the machine's ceilings once (bench_peak), then alternates ember and
 PyTorch, one process each (so peak RSS is per process), for several rounds per
 workload; prints a markdown table of medians and writes it to <build>/bench/results.md.
 The "sample" workload times sampling instead (bench_sample vs torch_sample.py:
-ember's KV cache against nanoGPT's sample.py) and gets a table of its own.
+ember's KV cache against nanoGPT's sample.py) and gets a table of its own, as
+does the "sweep" (bench/sweep.py: ms per token as the context and the width
+grow, also drawn to <build>/bench/sweep.svg).
 """
 import argparse
 import datetime
@@ -14,9 +16,13 @@ import statistics
 import subprocess
 import sys
 
+import sweep
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 PYTHON = "/usr/bin/python3"   # Debian's torch lives here, whatever python is first on PATH
-WORKLOADS = ("S", "M", "input", "sample")
+WORKLOADS = ("S", "M", "input", "sample", "sweep")
+# Issue #11's goals for a training step's share of the FMA peak.
+FMA_GOALS = {"S": 75, "M": 85}
 
 
 def cpu_model():
@@ -63,7 +69,7 @@ def best_peak(peaks):
     if not peaks:
         return None
     best = dict(peaks[0])
-    for key in ("sgemm_gflops", "sgemm_1t_gflops", "fma_gflops", "fma_1t_gflops"):
+    for key in ("sgemm_gflops", "sgemm_1t_gflops", "fma_gflops", "fma_1t_gflops", "fma_1t_cpu_gflops"):
         best[key] = max(p[key] for p in peaks)
     return best
 
@@ -88,8 +94,8 @@ def summarize(runs):
     if not runs:
         return None
     out = dict(runs[0])
-    for key in ("median_ms", "tokens_per_s", "peak_rss_mb", "gflop_per_s"):
-        if key in out:
+    for key in ("median_ms", "cpu_ms", "tokens_per_s", "peak_rss_mb", "gflop_per_s"):
+        if key in out and all(key in r for r in runs):
             out[key] = statistics.median(r[key] for r in runs)
     ms = [r["median_ms"] for r in runs]
     out["spread"] = (min(ms), max(ms))
@@ -210,16 +216,22 @@ def parse_args():
     ap.add_argument("--steps-m", type=int, default=5, help="timed steps per run, config M (default 5)")
     ap.add_argument("--steps-input", type=int, default=100, help="timed steps per run, input layer (default 100)")
     ap.add_argument("--rounds", type=int, default=3, help="ember/PyTorch alternations per workload (default 3)")
-    ap.add_argument("--only", choices=WORKLOADS + ("all",), default="all", help="one workload, or all")
+    ap.add_argument("--only", default="all",
+                    help=f"workloads to run, comma-separated, from {', '.join(WORKLOADS)}; or all (the default)")
     ap.add_argument("--sample-tokens", type=int, default=500, help="tokens per sampling run (default 500)")
     ap.add_argument("--sample-rounds", type=int, default=1,
                     help="rounds of the sampling runs (default 1: a PyTorch run takes about a minute)")
+    ap.add_argument("--sweep-rounds", type=int, default=1,
+                    help="rounds of the cost sweep (default 1: about two minutes each)")
     ap.add_argument("--threads", type=int, default=0, help="ember threads (default: all cores)")
     ap.add_argument("--timeout", type=float, default=600, help="seconds allowed per process (default 600)")
     args = ap.parse_args()
     if min(args.steps_s, args.steps_m, args.steps_input, args.rounds, args.sample_tokens,
-           args.sample_rounds) < 1 or args.threads < 0:
+           args.sample_rounds, args.sweep_rounds) < 1 or args.threads < 0:
         ap.error("--steps-*, --rounds and --sample-* must be >= 1, --threads >= 0")
+    unknown = [w for w in args.only.split(",") if w not in WORKLOADS + ("all",)]
+    if unknown:
+        ap.error(f"--only: unknown workload {unknown[0]!r} (expected {', '.join(WORKLOADS)} or all)")
     for exe in ("bench_gpt", "bench_peak", "bench_sample"):
         if not os.access(os.path.join(args.build, "bench", exe), os.X_OK):
             ap.error(f"{args.build}/bench/{exe} is missing: run `make bench` (or make {args.build}/bench/{exe})")
@@ -237,6 +249,28 @@ def run_workload(w, args):
                 runs[side].append(res)
                 print(f"  {w} round {r + 1} {side:5s} {res['median_ms']:10.3f} ms/step", file=sys.stderr)
     return summarize(runs["ember"]), summarize(runs["torch"])
+
+
+def fma_summary(results, peak, peak_1t):
+    """One line per GPT config: each side's share of the FMA peak, against the
+    goal; and, from the CPU time the step used, its rate while it had a core
+    against one core's FMA rate per CPU-second (bench_peak), which other work
+    on the machine lowers far less than wall-clock rates."""
+    out = []
+    for w, goal in FMA_GOALS.items():
+        ember, torch = results.get(w, (None, None))
+        if not ember or "gflop_per_s" not in ember:
+            continue
+        share = 100 * ember["gflop_per_s"] / peak["fma"]
+        torch_share = f", PyTorch {100 * torch['gflop_per_s'] / peak['fma']:.0f}%" if torch else ""
+        line = (f"**GPT {w}: ember at {share:.0f}% of the FMA peak** ({ember['gflop_per_s']:.1f} of "
+                f"{peak['fma']:.1f} GFLOP/s; goal {goal}%{torch_share})")
+        if ember.get("cpu_ms"):
+            on_core = 100 * ember["gflop_per_step"] / (ember["cpu_ms"] / 1e3) / peak_1t
+            line += (f"; per CPU-second used, {on_core:.0f}% of one core's FMA peak ({ember['cpu_ms']:.1f} CPU ms "
+                     f"per {ember['median_ms']:.1f} ms step)")
+        out.append(line + ".")
+    return [""] + out if out else []
 
 
 def render(args, started, load, peaks, results, warnings, sampled=None):
@@ -259,8 +293,9 @@ def render(args, started, load, peaks, results, warnings, sampled=None):
         lines += [f"Machine ceilings (bench_peak): sgemm {peak_json['sgemm_n']}^3 "
                   f"{peak_json['sgemm_gflops']:.1f} GFLOP/s on {peak_json['threads']} threads "
                   f"({peak_json['sgemm_1t_gflops']:.1f} on 1); FMA loop {peak_json['fma_gflops']:.1f} GFLOP/s "
-                  f"({peak_json['fma_1t_gflops']:.1f} on 1), best of {len(peaks)} runs spread over the "
-                  "benchmark. Shares below are of the higher of each pair.", ""]
+                  f"({peak_json['fma_1t_gflops']:.1f} on 1; {peak_json['fma_1t_cpu_gflops']:.1f} per CPU-second of "
+                  f"one core), best of {len(peaks)} runs spread over the benchmark. Shares below are of the higher "
+                  "of each pair.", ""]
     if results:
         lines += ["| workload | impl | ms/step | rounds min-max | tokens/s | ember/PyTorch tokens/s | peak RSS MB "
                   "| GFLOP/step | GFLOP/s | % of sgemm | % of FMA |",
@@ -270,6 +305,8 @@ def render(args, started, load, peaks, results, warnings, sampled=None):
         lines += ["", f"Medians over {args.rounds} alternating rounds (one process per run); steps per run: "
                   f"S {args.steps_s}, M {args.steps_m}, input layer {args.steps_input}. ember on {ember_threads} "
                   f"threads; PyTorch with 1 intra-op thread and OpenBLAS on 2."]
+    if peak:
+        lines += fma_summary(results, peak, peak_json["fma_1t_cpu_gflops"])
     lines += [f"Load average at start: {load:.2f}."]
     lines += [f"WARNING: {w}" for w in warnings]
     return "\n".join(lines) + "\n", peak is not None
@@ -282,10 +319,10 @@ def main():
         print(f"run_bench: load average {load:.2f} before starting: other work will skew the numbers",
               file=sys.stderr)
     started = datetime.datetime.now()
-    workloads = WORKLOADS if args.only == "all" else (args.only,)
+    workloads = WORKLOADS if args.only == "all" else tuple(w for w in WORKLOADS if w in args.only.split(","))
     peaks, results, warnings = [], {}, []
     for w in workloads:
-        if w == "sample":
+        if w in ("sample", "sweep"):
             continue
         measure_peak(args, peaks)
         results[w] = run_workload(w, args)
@@ -293,16 +330,26 @@ def main():
             warnings.append(f"{w}: {msg}")
     measure_peak(args, peaks)
     sampled = run_sample(args) if "sample" in workloads else None
+    swept = sweep.run(args, run_json, lambda line: print(line, file=sys.stderr)) if "sweep" in workloads else None
     text, have_peak = render(args, started, load, peaks, results, warnings, sampled)
     if sampled is not None:
         text += render_sample(args, sampled)
+    if swept is not None:
+        text += sweep.table(swept, args.sweep_rounds)
+        svg_path = os.path.join(args.build, "bench", "sweep.svg")
+        with open(svg_path, "w") as f:
+            f.write(sweep.svg(swept))
+        with open(os.path.join(args.build, "bench", "sweep.json"), "w") as f:
+            json.dump({"rounds": args.sweep_rounds, "results": swept}, f)
+        text += f"\nPlot: {svg_path}\n"
     print(text)
     out_path = os.path.join(args.build, "bench", "results.md")
     with open(out_path, "w") as f:
         f.write(text)
     print(f"(written to {out_path}; took {(datetime.datetime.now() - started).total_seconds():.0f} s)")
     sample_ok = sampled is None or len(sampled) == len(sample_runs(args))
-    return 0 if have_peak and sample_ok and all(e and t for e, t in results.values()) else 1
+    sweep_ok = swept is None or all(e and t for _, _, _, e, t in swept)
+    return 0 if have_peak and sample_ok and sweep_ok and all(e and t for e, t in results.values()) else 1
 
 
 if __name__ == "__main__":

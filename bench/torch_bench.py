@@ -1,6 +1,8 @@
 """PyTorch side of `make bench`: times nanoGPT-style training steps (or the seed's
 input layer) on the CPU and prints one JSON line, for side-by-side ratios with
 ember. Run with Debian's torch: /usr/bin/python3 bench/torch_bench.py --config S
+--n-layer, --n-head, --n-embd, --block-size and --batch change the config's
+shape (make bench's cost sweep), as bench_gpt's flags of the same names.
 """
 import os
 
@@ -48,19 +50,30 @@ def flops_per_step(model, cfg, batch):
     return (6 * n + 12 * L * H * D * T) * batch * T
 
 
-def time_steps(step, warmup, steps):
+def time_steps(step, warmup, steps, cpu=None):
+    """Median wall seconds per step; cpu (a list) gets the process's CPU
+    seconds per step (a mean over the timed steps, all threads)."""
     for _ in range(warmup):
         step()
     times = []
+    c0 = time.process_time()
     for _ in range(steps):
         t0 = time.perf_counter()
         step()
         times.append(time.perf_counter() - t0)
+    if cpu is not None:
+        cpu.append((time.process_time() - c0) / steps)
     return statistics.median(times)
 
 
+SHAPE_FLAGS = ("n_layer", "n_head", "n_embd", "block_size", "batch")
+
+
 def bench_gpt(name, args):
-    c = CONFIGS[name]
+    c = dict(CONFIGS[name])
+    for key in SHAPE_FLAGS:
+        if getattr(args, key) is not None:
+            c[key] = getattr(args, key)
     cfg = GPTConfig(vocab_size=VOCAB, block_size=c["block_size"], n_layer=c["n_layer"],
                     n_head=c["n_head"], n_embd=c["n_embd"], dropout=0.0, bias=False,
                     tie_weights=True, pos="learned")
@@ -80,10 +93,11 @@ def bench_gpt(name, args):
         opt.step()
         opt.zero_grad(set_to_none=True)
 
-    med = time_steps(step, args.warmup, args.steps)
+    cpu = []
+    med = time_steps(step, args.warmup, args.steps, cpu)
     flops = flops_per_step(model, cfg, B)
-    return {"impl": "pytorch", "config": name, "median_ms": round(med * 1e3, 3),
-            "tokens_per_s": round(B * T / med, 1), "gflop_per_step": round(flops / 1e9, 4),
+    return {"impl": "pytorch", "config": name, **{k: c[k] for k in SHAPE_FLAGS}, "median_ms": round(med * 1e3, 3),
+            "cpu_ms": round(cpu[0] * 1e3, 3), "tokens_per_s": round(B * T / med, 1), "gflop_per_step": round(flops / 1e9, 4),
             "gflop_per_s": round(flops / med / 1e9, 3), "peak_rss_mb": round(peak_rss_mb(), 1),
             "steps": args.steps, "torch_version": torch.__version__}
 
@@ -118,11 +132,17 @@ def main():
     ap.add_argument("--steps", type=int, default=20, help="timed steps (default 20)")
     ap.add_argument("--warmup", type=int, default=3, help="untimed warm-up steps (default 3)")
     ap.add_argument("--seed", type=int, default=1337)
+    for key in SHAPE_FLAGS:
+        ap.add_argument("--" + key.replace("_", "-"), type=int, default=None,
+                        help=f"{key} (default: the config's)")
     ap.add_argument("--input-layer", action="store_true",
                     help="time the seed's input layer (embedding + positions) instead of a GPT")
     args = ap.parse_args()
     if args.steps < 1 or args.warmup < 0:
         ap.error("--steps must be >= 1 and --warmup >= 0")
+    shape = {k: CONFIGS[args.config][k] if getattr(args, k) is None else getattr(args, k) for k in SHAPE_FLAGS}
+    if min(shape.values()) < 1 or shape["n_embd"] % shape["n_head"]:
+        ap.error(f"shape {shape}: sizes must be >= 1 and n_embd divisible by n_head")
     torch.set_num_threads(1)
     torch.manual_seed(args.seed)
     result = bench_input_layer(args) if args.input_layer else bench_gpt(args.config, args)

@@ -154,12 +154,17 @@ double sum_of_squares(const float* g, int64_t n) {
 }  // namespace
 
 float grad_norm(const std::vector<Tensor>& params) {
+  // Each tensor's sum on whichever thread is free, then added in order: the
+  // same sums in the same order as one thread would make.
+  std::vector<Tensor> grads;
+  for (const Tensor& p : params)
+    if (p.grad().defined()) grads.push_back(p.grad().contiguous());
+  std::vector<double> sums(grads.size());
+  parallel_for(static_cast<int64_t>(grads.size()), 1, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) sums[i] = sum_of_squares(grads[i].data(), grads[i].numel());
+  });
   double total_sq = 0.0;
-  for (const Tensor& p : params) {
-    if (!p.grad().defined()) continue;
-    const Tensor g = p.grad().contiguous();
-    total_sq += sum_of_squares(g.data(), g.numel());
-  }
+  for (double s : sums) total_sq += s;
   return static_cast<float>(std::sqrt(total_sq));
 }
 
@@ -167,13 +172,15 @@ float clip_grad_norm(const std::vector<Tensor>& params, float max_norm) {
   const float norm = grad_norm(params);
   const float coef = max_norm / (norm + 1e-6f);
   if (coef < 1.0f)
-    for (const Tensor& p : params) {
-      const Tensor grad = p.grad();
-      if (!grad.defined()) continue;
-      float* g = grad.data();
-      const int64_t n = grad.numel();
-      for (int64_t i = 0; i < n; ++i) g[i] *= coef;
-    }
+    parallel_for(static_cast<int64_t>(params.size()), 1, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) {
+        const Tensor grad = params[i].grad();
+        if (!grad.defined()) continue;
+        float* g = grad.data();
+        const int64_t n = grad.numel();
+        for (int64_t j = 0; j < n; ++j) g[j] *= coef;
+      }
+    });
   return norm;
 }
 

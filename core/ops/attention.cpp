@@ -2,9 +2,13 @@
 //   S = q k^T / sqrt(D) (+ ALiBi bias),  P = softmax over keys j <= i,  y = P v.
 // q, k and v are read in place from qkv [B, T, 3C] (row stride 3C), y is
 // written in place into [B, T, C]; each (b, h) pair is one task on the pool,
-// running single-threaded sgemm. P is not kept: each task recomputes its
-// T x T block in backward (one more small sgemm), which saves B H T^2 floats
-// per layer (25 MB a layer for a 6-head, 256-token, batch-16 model).
+// running single-threaded sgemm. Forward keeps P for backward when it is
+// small beside the layer's other activations (H T <= 2 C floats per token,
+// against some 10-20 C: config S, 1-2% of its step); otherwise each task
+// recomputes its T x T block in backward (one more small sgemm and the
+// softmax again), which saves B H T^2 floats per layer (config M: 36 MB in
+// all, 10% of its peak; GPT-2 small at T = 1024, batch 8: 400 MB a layer).
+// Either way P is the same, bit for bit.
 // Causality is used to skip work: queries go in blocks of kRows rows, and a
 // block [r0, r1) only meets keys [0, r1), so the products above the diagonal
 // blocks are never computed (about 40% of the attention flops at T = 256).
@@ -88,14 +92,15 @@ void causal_attention_backward(Node& n, const Tensor& g_in, std::vector<Tensor>&
   Tensor dqkv = empty({s.B, s.T, 3 * s.C});
   const float scale = 1.0f / std::sqrt(static_cast<float>(s.D));
   const int64_t T = s.T, D = s.D, C = s.C, ld = 3 * C;
+  const float* kept = n.saved.empty() ? nullptr : n.saved[0].data();  // P [B, H, T, T] from forward, if kept
   parallel_for(s.B * s.H, 1, [&](int64_t begin, int64_t end) {
-    std::vector<float> dp(static_cast<size_t>(T * T)), probs(dp.size());
+    std::vector<float> dp(static_cast<size_t>(T * T)), probs(kept ? 0 : dp.size());
     for (int64_t task = begin; task < end; ++task) {
       const int64_t b = task / s.H, h = task % s.H;
       const float* q = qkv.data() + b * s.sb + h * D;
       const float *k = q + C, *v = q + 2 * C;
-      float* p = probs.data();
-      attention_probs(q, k, T, D, s.st, scale, a.alibi_slopes[h], p);
+      const float* p = kept ? kept + task * T * T : probs.data();
+      if (!kept) attention_probs(q, k, T, D, s.st, scale, a.alibi_slopes[h], probs.data());
       const float* dy = g.data() + b * T * C + h * D;
       float* dq = dqkv.data() + b * T * ld + h * D;
       float *dk = dq + C, *dv = dq + 2 * C;
@@ -138,13 +143,16 @@ Tensor causal_attention(const Tensor& qkv_in, int64_t n_head, const Tensor& alib
   Tensor y = empty({s.B, s.T, s.C});
   const float scale = 1.0f / std::sqrt(static_cast<float>(s.D));
   const int64_t T = s.T, D = s.D, C = s.C;
+  // P for backward, when a node will be recorded and P is small (see the top of this file).
+  const bool keep = grad_mode_enabled() && qkv.requires_grad() && s.H * T <= 2 * C;
+  Tensor kept = keep ? empty({s.B, s.H, T, T}) : Tensor();
   parallel_for(s.B * s.H, 1, [&](int64_t begin, int64_t end) {
-    std::vector<float> probs(static_cast<size_t>(T * T));
+    std::vector<float> probs(keep ? 0 : static_cast<size_t>(T * T));
     for (int64_t task = begin; task < end; ++task) {
       const int64_t b = task / s.H, h = task % s.H;
       const float* q = qkv.data() + b * s.sb + h * D;
       const float *k = q + C, *v = q + 2 * C;
-      float* p = probs.data();
+      float* p = keep ? kept.data() + task * T * T : probs.data();
       attention_probs(q, k, T, D, s.st, scale, slopes[h], p);
       float* yb = y.data() + b * T * C + h * D;
       for_row_blocks(T, [&](int64_t r0, int64_t r1) {
@@ -152,8 +160,10 @@ Tensor causal_attention(const Tensor& qkv_in, int64_t n_head, const Tensor& alib
       });
     }
   });
-  if (Node* n = record(y, "causal_attention", EMBER_BACKWARD(causal_attention_backward), {qkv}))
+  if (Node* n = record(y, "causal_attention", EMBER_BACKWARD(causal_attention_backward), {qkv})) {
     n->set_args(CausalAttentionArgs{.n_head = n_head, .alibi_slopes = std::move(slopes)});
+    if (keep) n->saved = {kept};
+  }
   return y;
 }
 

@@ -46,6 +46,10 @@ namespace {
 
 // Below this many multiply-adds, one thread is faster than two.
 constexpr int64_t kParallelWork = int64_t{1} << 18;
+// Multiply-adds a part of a split product should at least hold (about 20 us
+// here): a helper that joins a product late (parallel.h's work sharing) must
+// find parts worth the trip.
+constexpr int64_t kPartWork = int64_t{1} << 20;
 
 // The default kernel compiled in by `make EMBER_GEMM=...`; debug builds read
 // and step the naive loop unless told otherwise.
@@ -143,17 +147,34 @@ void sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const
   }
   EMBER_CHECK(kernel != GemmKernel::Ember || cpu_has_avx2_fma(),
               "sgemm: ember's kernel needs an x86-64 CPU with AVX2 and FMA, which this one lacks");
-  if (M * N * K < kParallelWork || num_threads() == 1) {
+  if (M * N * K < kParallelWork || num_threads() == 1 ||
+      (kernel == GemmKernel::OpenBLAS && detail::in_parallel_chunk())) {
+    // OpenBLAS may pick another inner kernel for another block shape: inside a
+    // chunk, where work sharing would cut the product differently from run to
+    // run, it stays whole so that results stay bit-identical.
     sgemm_serial(kernel, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     return;
   }
-  if (M >= N) {  // split rows of C: rows of op(A)
-    parallel_for(M, 16, [&](int64_t m0, int64_t m1) {
+  // Parts are whole 6-row or 16-column panels of C. ember's kernel packs op(B)
+  // per column block and A^T whole, while it reads A in place: so splitting
+  // columns repacks nothing when op(A) = A, and with A^T the split goes along
+  // the longer side, repacking the smaller operand in each part. Every entry
+  // of C is computed the same way however C is cut (its K loop depends on K
+  // only), which parallel_for's work sharing relies on.
+  const int64_t row_panels = (M + 5) / 6, col_panels = (N + 15) / 16;
+  bool by_rows = ta && M > N;
+  if ((by_rows ? row_panels : col_panels) < 2 * num_threads()) by_rows = row_panels > col_panels;
+  const int64_t panel_work = (by_rows ? 6 * N : 16 * M) * K;  // multiply-adds per panel
+  const int64_t grain = std::max<int64_t>(1, kPartWork / panel_work);
+  if (by_rows) {
+    parallel_for(row_panels, grain, [&](int64_t p0, int64_t p1) {
+      const int64_t m0 = 6 * p0, m1 = std::min(M, 6 * p1);
       const float* a = ta ? A + m0 : A + m0 * lda;
       sgemm_serial(kernel, ta, tb, m1 - m0, N, K, alpha, a, lda, B, ldb, beta, C + m0 * ldc, ldc);
     });
-  } else {  // split columns of C: columns of op(B)
-    parallel_for(N, 16, [&](int64_t n0, int64_t n1) {
+  } else {
+    parallel_for(col_panels, grain, [&](int64_t p0, int64_t p1) {
+      const int64_t n0 = 16 * p0, n1 = std::min(N, 16 * p1);
       const float* b = tb ? B + n0 * ldb : B + n0;
       sgemm_serial(kernel, ta, tb, M, n1 - n0, K, alpha, A, lda, b, ldb, beta, C + n0, ldc);
     });

@@ -1,7 +1,7 @@
 // The autograd engine: leaves and requires_grad, seeding and accumulation,
 // shared inputs and diamonds, deep chains (backward and destruction without
 // recursion), freed graphs, NoGradGuard, detach, retain_grad, graph dumps,
-// the storage cache in a steady-state loop, and parallel_for's chunking.
+// the storage cache in a steady-state loop, and parallel_for's chunking and work sharing.
 #include <pthread.h>
 
 #include <algorithm>
@@ -435,5 +435,71 @@ TEST_CASE("parallel_for: resizing the pool does not rerun the last job") {
   parallel_for(1, 1, count);  // runs inline; new workers have had time to wake
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
   CHECK(hits.load() == 401);
+  set_num_threads(saved_threads);
+}
+
+TEST_CASE("parallel_for: a nested call is shared with a thread that finished its part, every item once") {
+  // Chunk 0 of the outer call is empty; chunk 1 makes nested calls, each item
+  // a short sleep (which leaves a core to the other thread even on a busy
+  // machine), until the idle thread has taken part of one (work sharing).
+  // An idle thread sleeps once it has seen no nested call for a while, so
+  // the outer call is repeated (each wakes it again), up to about 2 seconds.
+  const int saved_threads = num_threads();
+  set_num_threads(2);
+  const int64_t before = detail::shared_chunks();
+  int64_t wrong = 0;
+  for (int outer = 0; outer < 100 && detail::shared_chunks() == before; ++outer)
+    parallel_for(2, 1, [&](int64_t begin, int64_t) {
+      if (begin == 0) return;
+      for (int call = 0; call < 20 && detail::shared_chunks() == before; ++call) {
+        std::array<std::atomic<int>, 8> hits{};
+        parallel_for(8, 1, [&](int64_t b, int64_t e) {
+          for (int64_t i = b; i < e; ++i) hits[static_cast<size_t>(i)]++;
+          std::this_thread::sleep_for(std::chrono::microseconds(100));
+        });
+        for (const auto& h : hits) wrong += h.load() != 1;
+      }
+    });
+  CHECK(wrong == 0);
+  CHECK(detail::shared_chunks() > before);
+  // Without sharing a nested call runs whole on its own thread.
+  detail::set_work_sharing(false);
+  const int64_t off_before = detail::shared_chunks();
+  parallel_for(2, 1, [&](int64_t begin, int64_t) {
+    if (begin == 0) return;
+    for (int i = 0; i < 20; ++i)
+      parallel_for(8, 1, [&](int64_t b, int64_t e) {
+        CHECK((b == 0 && e == 8));
+        std::this_thread::sleep_for(std::chrono::microseconds(200));
+      });
+  });
+  CHECK(detail::shared_chunks() == off_before);
+  detail::set_work_sharing(true);
+  set_num_threads(saved_threads);
+}
+
+TEST_CASE("parallel_for: an exception in a shared chunk reaches the outermost caller") {
+  const int saved_threads = num_threads();
+  set_num_threads(2);
+  // As above, calls repeat until one was shared; then one throws from item 3 of 8.
+  auto run = [&] {
+    const int64_t before = detail::shared_chunks();
+    for (int outer = 0; outer < 100; ++outer)
+      parallel_for(2, 1, [&](int64_t begin, int64_t) {
+        if (begin == 0) return;
+        for (int call = 0; call < 20; ++call) {
+          const bool last = detail::shared_chunks() != before || (outer == 99 && call == 19);
+          parallel_for(8, 1, [&](int64_t b, int64_t e) {
+            std::this_thread::sleep_for(std::chrono::microseconds(100));
+            if (last && b <= 3 && 3 < e) throw Error("chunk with item 3 failed");
+          });
+        }
+      });
+  };
+  CHECK_THROWS_WITH_AS(run(), "chunk with item 3 failed", Error);
+  // The pool is still usable afterwards.
+  std::atomic<int64_t> sum{0};
+  parallel_for(100, 1, [&](int64_t b, int64_t e) { sum += e - b; });
+  CHECK(sum.load() == 100);
   set_num_threads(saved_threads);
 }

@@ -12,6 +12,7 @@
 #include <limits>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/error.h"
@@ -163,9 +164,9 @@ TEST_CASE("sgemm: the naive kernel computes a 2x2 product by hand") {
 }
 
 TEST_CASE("detail::sgemm on products it splits over threads matches a double reference with every kernel") {
-  // Large enough (M N K >= 2^18) for sgemm to split C by rows (M >= N) or by
-  // columns (M < N) across the pool (but with the naive kernel, which runs on
-  // one thread), which offsets A or B per block, so the transposed layouts'
+  // Large enough (M N K >= 2^18) for sgemm to split C into blocks of 6-row or
+  // 16-column panels across the pool (but with the naive kernel, which runs
+  // on one thread), which offsets A or B per block, so the transposed layouts'
   // offsets are exercised. Tolerance as in run_case:
   // 1e-5 sqrt(K) of sum |a b| <= K (|a|, |b| <= 1).
   struct Dims {
@@ -194,6 +195,40 @@ TEST_CASE("detail::sgemm on products it splits over threads matches a double ref
               worst = std::max(worst, std::abs(C[i * N + j] - ref));
             }
           CHECK(worst <= 1e-5 * std::sqrt(static_cast<double>(K)) * static_cast<double>(K));
+        }
+}
+
+TEST_CASE("sgemm: ember's and the naive kernel give bit-identical entries however C is cut into blocks") {
+  // parallel_for's work sharing cuts a product differently from run to run,
+  // so training stays bit-for-bit repeatable only if every entry of C comes
+  // out the same whichever block computes it: its K loop must depend on K
+  // alone, never on the block's rows or columns. Blocks here cut at uneven
+  // rows and columns (inside a 6x16 tile), with K past one K block (512).
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  const int64_t M = 50, N = 70, K = 700;
+  std::vector<GemmKernel> ks = {GemmKernel::Naive};
+  if (ember::detail::cpu_has_avx2_fma()) ks.push_back(GemmKernel::Ember);
+  for (GemmKernel kernel : ks)
+    for (bool ta : {false, true})
+      for (bool tb : {false, true})
+        for (float beta : {0.0f, 1.0f}) {
+          INFO("ta=" << ta << " tb=" << tb << " beta=" << beta << " kernel=" << gemm_kernel_name(kernel));
+          const int64_t lda = ta ? M : K, ldb = tb ? K : N;
+          std::vector<float> A(M * K), B(K * N), C0(M * N);
+          for (auto& x : A) x = dist(rng);
+          for (auto& x : B) x = dist(rng);
+          for (auto& x : C0) x = dist(rng);
+          std::vector<float> whole = C0, by_rows = C0, by_cols = C0;
+          ember::detail::sgemm(ta, tb, M, N, K, 0.5f, A.data(), lda, B.data(), ldb, beta, whole.data(), N, kernel);
+          for (auto [m0, m1] : {std::pair<int64_t, int64_t>{0, 7}, {7, 8}, {8, 29}, {29, 50}})
+            ember::detail::sgemm(ta, tb, m1 - m0, N, K, 0.5f, ta ? A.data() + m0 : A.data() + m0 * lda, lda, B.data(),
+                                 ldb, beta, by_rows.data() + m0 * N, N, kernel);
+          for (auto [n0, n1] : {std::pair<int64_t, int64_t>{0, 5}, {5, 21}, {21, 22}, {22, 70}})
+            ember::detail::sgemm(ta, tb, M, n1 - n0, K, 0.5f, A.data(), lda, tb ? B.data() + n0 * ldb : B.data() + n0,
+                                 ldb, beta, by_cols.data() + n0, N, kernel);
+          CHECK(by_rows == whole);
+          CHECK(by_cols == whole);
         }
 }
 

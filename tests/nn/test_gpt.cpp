@@ -142,7 +142,9 @@ TEST_CASE("GPT: forward maps ids [B,T] to logits [B,T,V] for every positional ki
 TEST_CASE("attention: the fused op equals the op-by-op computation, forward and backward") {
   // The fused op works in blocks of 24 query rows (or key columns): T = 5 is
   // one partial block, 24 exactly one, 25 and 30 a full one and a partial
-  // one, 61 three; gradcheck runs on the first and on two blocks.
+  // one, 61 three; gradcheck runs on the first and on two blocks. Forward
+  // keeps P for backward while H T <= 2 C (T = 5 here); at the longer T
+  // backward recomputes it: both paths are checked.
   const int64_t B = 2, H = 2, C = 8;
   for (int64_t T : {5, 24, 25, 30, 61})
     for (bool alibi : {false, true}) {
@@ -152,6 +154,7 @@ TEST_CASE("attention: the fused op equals the op-by-op computation, forward and 
       Tensor a = leaf({B, T, 3 * C}, 8), b = a.detach().clone();
       b.requires_grad_();
       const Tensor ya = causal_attention(a, H, slopes), yb = attention_unfused(b, H, slopes, 0.0f, false);
+      CHECK(ya.grad_fn()->saved.size() == (H * T <= 2 * C ? 1u : 0u));
       ember::testing::check_values(ya, yb.to_vector(), 1e-5f);  // same maths, different summation order
       const Tensor g = randn({B, T, C});
       ya.backward(g);
@@ -217,12 +220,12 @@ TEST_CASE("GPT::replica: shares the weights' storage, keeps its own gradients; e
   REQUIRE(mine.size() == theirs.size());
   for (size_t i = 0; i < mine.size(); ++i) {
     CAPTURE(mine[i].first);
-    CHECK(mine[i].second.data() == theirs[i].second.data());   // the same memory
-    CHECK_FALSE(mine[i].second.is_same(theirs[i].second));     // but another tensor
+    CHECK(mine[i].second.data() == theirs[i].second.data());  // the same memory
+    CHECK_FALSE(mine[i].second.is_same(theirs[i].second));    // but another tensor
     CHECK(theirs[i].second.name() == mine[i].second.name());  // tied: the first name
   }
   CHECK(r->lm_head->weight.is_same(r->transformer->wte->weight));  // still tied
-  model.transformer->wte->weight.data()[3] = 42.0f;                 // a write shows through
+  model.transformer->wte->weight.data()[3] = 42.0f;                // a write shows through
   CHECK(r->transformer->wte->weight.data()[3] == 42.0f);
   const IntTensor x({1, 8}, {1, 2, 3, 4, 5, 6, 7, 8}), y({1, 8}, {2, 3, 4, 5, 6, 7, 8, 9});
   r->loss(r->forward(x), y).backward();
