@@ -98,7 +98,8 @@ struct AblateArgs {
 void add_ablate_options(CLI::App& cmd, AblateArgs& a) {
   a.train.cfg.rng = RngKind::Ember;
   add_setting_options(cmd, a.train, {"--out", "--pos", "--rng"});
-  cmd.add_option("--out", a.out, "directory: a run directory per kind and seed (<kind>-seed<S>/), ablation.md/.json/.svg")
+  cmd.add_option("--out", a.out,
+                 "directory: a run directory per kind and seed (<kind>-seed<S>/), ablation.md/.json/.svg")
       ->capture_default_str();
   cmd.add_option("--kinds", a.kinds, "positional encodings to compare, comma-separated")->capture_default_str();
   cmd.add_option("--seeds", a.seeds, "runs per kind, seeds --seed, --seed + 1, ...")->capture_default_str();

@@ -108,8 +108,8 @@ void print_line(const AblationConfig& cfg, const std::string& line) {
 }
 
 std::string run_summary(const AblationRun& run, const std::vector<int64_t>& multiples, int64_t T) {
-  std::string s = fmt::format("{} seed {}: trained in {:.1f} s; val loss", pos_kind_name(run.kind), run.seed,
-                              run.seconds);
+  std::string s =
+      fmt::format("{} seed {}: trained in {:.1f} s; val loss", pos_kind_name(run.kind), run.seed, run.seconds);
   for (size_t i = 0; i < multiples.size(); ++i)
     s += std::isnan(run.val_loss[i]) ? fmt::format(" | at {}: no rows", multiples[i] * T)
                                      : fmt::format(" | at {}: {:.4f}", multiples[i] * T, run.val_loss[i]);
@@ -247,6 +247,7 @@ AblationResult run_ablation(const AblationConfig& cfg) {
   result.val_tokens = static_cast<int64_t>(val.size());
   result.settings = base.to_json();
   for (const char* key : {"pos", "out", "seed"}) result.settings.erase(key);
+  result.settings["vocab_size"] = tokenizer->vocab_size();  // as each run saves it
   std::error_code ec;
   fs::create_directories(cfg.out, ec);
   EMBER_CHECK(fs::is_directory(cfg.out), "ablate: cannot create '{}' ({})", cfg.out,
@@ -279,8 +280,8 @@ AblationResult run_ablation(const AblationConfig& cfg) {
       run.seconds = trained.seconds;
       run.batches = record.count;
       run.batches_crc32 = record.crc;
-      print_line(cfg, fmt::format("evaluating on the whole val split ({} tokens) at {} tokens...", val.size(),
-                                  lengths));
+      print_line(cfg,
+                 fmt::format("evaluating on the whole val split ({} tokens) at {} tokens...", val.size(), lengths));
       evaluate_run(run, val, cfg.eval_lengths, *tokenizer);
       print_line(cfg, run_summary(run, cfg.eval_lengths, T));
       result.runs.push_back(std::move(run));

@@ -18,7 +18,7 @@
 namespace ember {
 
 struct AblationConfig {
-  TrainConfig base;  // what every run shares; pos, out and seed are set per run; rng must be ember
+  TrainConfig base;                  // what every run shares; pos, out and seed are set per run; rng must be ember
   std::string out = "out/ablation";  // the runs go to out/<kind>-seed<S>/, the results to out/ablation.*
   std::vector<PosKind> kinds = {PosKind::Learned, PosKind::Sinusoidal, PosKind::Rope, PosKind::Alibi, PosKind::None};
   int64_t seeds = 1;                              // base.seed, base.seed + 1, ...
@@ -39,12 +39,12 @@ struct AblationRun {
   uint64_t seed = 0;
   std::string dir;  // its run directory (gpt eval / gpt sample --ckpt DIR)
   int64_t parameters = 0;
-  double seconds = 0.0;            // training time
-  std::vector<double> val_loss;    // one per eval length; NaN past a learned table's rows
-  std::vector<double> stretched;   // learned only: the table interpolated to each length
+  double seconds = 0.0;                                   // training time
+  std::vector<double> val_loss;                           // one per eval length; NaN past a learned table's rows
+  std::vector<double> stretched;                          // learned only: the table interpolated to each length
   double zeroed = std::nan(""), shuffled = std::nan("");  // learned, sinusoidal: table zeroed / rows permuted, at 1x
-  int64_t batches = 0;             // training batches the run took
-  uint32_t batches_crc32 = 0;      // CRC-32 of their tokens (x then y of each batch, in order)
+  int64_t batches = 0;                                    // training batches the run took
+  uint32_t batches_crc32 = 0;                             // CRC-32 of their tokens (x then y of each batch, in order)
 };
 
 struct AblationResult {

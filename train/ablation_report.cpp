@@ -59,8 +59,8 @@ std::string batches_note(const AblationResult& r) {
     bool equal = true;
     for (const AblationRun& o : r.runs)
       if (o.seed == first.seed) equal = equal && o.batches == first.batches && o.batches_crc32 == first.batches_crc32;
-    (equal ? same : differ) += fmt::format("{}seed {}: {:08x}", (equal ? same : differ).empty() ? "" : ", ",
-                                           first.seed, first.batches_crc32);
+    (equal ? same : differ) +=
+        fmt::format("{}seed {}: {:08x}", (equal ? same : differ).empty() ? "" : ", ", first.seed, first.batches_crc32);
   }
   std::string note;
   if (!same.empty())
@@ -94,7 +94,8 @@ std::vector<AblationRow> ablation_rows(const AblationResult& r) {
       row.label = stretched ? "learned, stretched table" : pos_kind_name(kind);
       row.parameters = runs.front()->parameters;
       for (size_t i = 0; i < r.eval_lengths.size(); ++i)
-        row.val_loss.push_back(over_seeds([&](const AblationRun& a) { return (stretched ? a.stretched : a.val_loss)[i]; }));
+        row.val_loss.push_back(
+            over_seeds([&](const AblationRun& a) { return (stretched ? a.stretched : a.val_loss)[i]; }));
       if (!stretched) {
         row.zeroed = over_seeds([](const AblationRun& a) { return a.zeroed; });
         row.shuffled = over_seeds([](const AblationRun& a) { return a.shuffled; });
@@ -158,9 +159,14 @@ std::string ablation_markdown(const AblationResult& r) {
 nlohmann::json ablation_json(const AblationResult& r) {
   nlohmann::json runs = nlohmann::json::array();
   for (const AblationRun& a : r.runs) {
-    nlohmann::json j = {{"pos", pos_kind_name(a.kind)}, {"seed", a.seed},           {"dir", a.dir},
-                        {"parameters", a.parameters},   {"seconds", a.seconds},     {"batches", a.batches},
-                        {"batches_crc32", fmt::format("{:08x}", a.batches_crc32)}, {"zeroed", number_or_null(a.zeroed)},
+    nlohmann::json j = {{"pos", pos_kind_name(a.kind)},
+                        {"seed", a.seed},
+                        {"dir", a.dir},
+                        {"parameters", a.parameters},
+                        {"seconds", a.seconds},
+                        {"batches", a.batches},
+                        {"batches_crc32", fmt::format("{:08x}", a.batches_crc32)},
+                        {"zeroed", number_or_null(a.zeroed)},
                         {"shuffled", number_or_null(a.shuffled)}};
     for (auto [key, values] : {std::pair{"val_loss", &a.val_loss}, std::pair{"stretched", &a.stretched}}) {
       j[key] = nlohmann::json::array();
@@ -168,8 +174,11 @@ nlohmann::json ablation_json(const AblationResult& r) {
     }
     runs.push_back(j);
   }
-  return {{"block_size", r.block_size}, {"eval_lengths", r.eval_lengths}, {"val_tokens", r.val_tokens},
-          {"settings", r.settings},     {"runs", runs}};
+  return {{"block_size", r.block_size},
+          {"eval_lengths", r.eval_lengths},
+          {"val_tokens", r.val_tokens},
+          {"settings", r.settings},
+          {"runs", runs}};
 }
 
 void write_ablation(const std::string& out, const AblationResult& r) {
