@@ -16,6 +16,7 @@
 #include <cmath>
 #include <csignal>
 #include <cstring>
+#include <filesystem>
 #include <new>
 #include <span>
 
@@ -91,6 +92,7 @@ struct AblateArgs {
   TrainArgs train;
   std::string out = "out/ablation", kinds = "learned,sinusoidal,rope,alibi,none", eval_lengths = "1,2,4";
   int64_t seeds = 1;
+  bool redraw = false;
 };
 
 // The model and optimizer flags of `gpt train`, less --pos (the ablation's
@@ -106,6 +108,7 @@ void add_ablate_options(CLI::App& cmd, AblateArgs& a) {
   cmd.add_option("--eval-lengths", a.eval_lengths, "evaluation lengths, as multiples of --block-size")
       ->capture_default_str();
   cmd.add_flag("--overwrite", a.train.cfg.overwrite, "replace the checkpoints of earlier runs in --out");
+  cmd.add_flag("--redraw", a.redraw, "rewrite ablation.md and ablation.svg from --out/ablation.json, training nothing");
 }
 
 // Flags the user typed, for the checks on --resume (--no-x counts as --x).
@@ -249,6 +252,14 @@ int run_train(TrainArgs& a, const CLI::App& cmd) {
 }
 
 int run_ablate(AblateArgs& a, const CLI::App& cmd) {
+  if (a.redraw) {
+    const std::string file = (std::filesystem::path(a.out) / "ablation.json").string();
+    phase = "redrawing the ablation";
+    const AblationResult r = ablation_from_json(read_json_file(file), file);
+    write_ablation(a.out, r);
+    fmt::print("{}\nwritten: {}/ablation.md, ablation.json and ablation.svg\n", ablation_markdown(r), a.out);
+    return 0;
+  }
   EMBER_CHECK(cmd.count("--data") == 0 || !a.train.cfg.data.empty(),
               "ablate: --data was given an empty file name (leave the flag out to use the built-in corpus)");
   AblationConfig c;

@@ -79,6 +79,9 @@ std::vector<AblationRow> ablation_rows(const AblationResult& r);
 std::string ablation_markdown(const AblationResult& r);  // the table and what its columns mean
 nlohmann::json ablation_json(const AblationResult& r);   // every run's numbers (NaN as null)
 std::string ablation_svg(const AblationResult& r);       // val loss against evaluation length, a line per row
+// The result ablation_json wrote, read back (`gpt ablate --redraw`); Error
+// naming `file` and the field that is missing or malformed.
+AblationResult ablation_from_json(const nlohmann::json& j, const std::string& file);
 // out/ablation.md, out/ablation.json and out/ablation.svg.
 void write_ablation(const std::string& out, const AblationResult& r);
 

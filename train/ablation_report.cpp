@@ -4,10 +4,12 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <filesystem>
 
 #include "train/ablation.h"
+#include "train/checkpoint.h"
 #include "train/plots.h"
 #include "train/svg.h"
 
@@ -179,6 +181,51 @@ nlohmann::json ablation_json(const AblationResult& r) {
           {"val_tokens", r.val_tokens},
           {"settings", r.settings},
           {"runs", runs}};
+}
+
+AblationResult ablation_from_json(const nlohmann::json& j, const std::string& file) {
+  AblationResult r;
+  r.block_size = json_field<int64_t>(j, "block_size", file);
+  r.val_tokens = json_field<int64_t>(j, "val_tokens", file);
+  EMBER_CHECK(j.contains("eval_lengths") && j["eval_lengths"].is_array() && j.contains("runs") && j["runs"].is_array(),
+              "ablate: '{}' needs the arrays 'eval_lengths' and 'runs'", file);
+  for (const nlohmann::json& k : j["eval_lengths"]) {
+    EMBER_CHECK(k.is_number_integer() && k.get<int64_t>() >= 1,
+                "ablate: '{}' field 'eval_lengths' must hold integers >= 1", file);
+    r.eval_lengths.push_back(k.get<int64_t>());
+  }
+  r.settings = j.value("settings", nlohmann::json::object());
+  for (const nlohmann::json& a : j["runs"]) {
+    AblationRun run;
+    run.kind = parse_pos_kind(json_field<std::string>(a, "pos", file));
+    run.seed = json_field<uint64_t>(a, "seed", file);
+    run.dir = json_field<std::string>(a, "dir", file);
+    run.parameters = json_field<int64_t>(a, "parameters", file);
+    run.seconds = json_field<double>(a, "seconds", file);
+    run.batches = json_field<int64_t>(a, "batches", file);
+    const std::string crc = json_field<std::string>(a, "batches_crc32", file);
+    const auto [end, ec] = std::from_chars(crc.data(), crc.data() + crc.size(), run.batches_crc32, 16);
+    EMBER_CHECK(ec == std::errc() && end == crc.data() + crc.size() && !crc.empty(),
+                "ablate: '{}' field 'batches_crc32' must be 8 hex digits, got '{}'", file, crc);
+    auto loss = [&](const nlohmann::json& v) {
+      EMBER_CHECK(v.is_null() || v.is_number(), "ablate: '{}' holds a loss that is neither a number nor null: {}", file,
+                  v.dump());
+      return v.is_null() ? std::nan("") : v.get<double>();
+    };
+    run.zeroed = loss(a.value("zeroed", nlohmann::json()));
+    run.shuffled = loss(a.value("shuffled", nlohmann::json()));
+    for (auto [key, values] : {std::pair{"val_loss", &run.val_loss}, std::pair{"stretched", &run.stretched}}) {
+      const nlohmann::json v = a.value(key, nlohmann::json::array());
+      EMBER_CHECK(v.is_array(), "ablate: '{}' field '{}' must be an array", file, key);
+      for (const nlohmann::json& x : v) values->push_back(loss(x));
+    }
+    EMBER_CHECK(run.val_loss.size() == r.eval_lengths.size() &&
+                    (run.stretched.empty() || run.stretched.size() == r.eval_lengths.size()),
+                "ablate: '{}': run '{}' has {} losses for {} evaluation lengths", file, run.dir, run.val_loss.size(),
+                r.eval_lengths.size());
+    r.runs.push_back(std::move(run));
+  }
+  return r;
 }
 
 void write_ablation(const std::string& out, const AblationResult& r) {

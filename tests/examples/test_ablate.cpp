@@ -87,6 +87,15 @@ TEST_CASE("gpt ablate: a table row per kind, marked cells past the learned table
   else
     MESSAGE("xmllint not installed: ablation.svg not checked as XML");
 
+  // --redraw rebuilds the table and the plot from ablation.json alone.
+  const std::string svg = read_file(out + "/ablation.svg");
+  std::filesystem::remove(out + "/ablation.md");
+  std::filesystem::remove(out + "/ablation.svg");
+  const Result redraw = run(gpt + " ablate --redraw --out " + out);
+  CHECK_MESSAGE(redraw.exit_code == 0, redraw.err);
+  CHECK(read_file(out + "/ablation.md") == md);
+  CHECK(read_file(out + "/ablation.svg") == svg);
+
   // Each run is a normal run directory: gpt eval gives the loss ablation.json holds for it, at each length.
   const nlohmann::json j = nlohmann::json::parse(read_file(out + "/ablation.json"));
   REQUIRE(j.at("runs").size() == 10);
@@ -142,6 +151,9 @@ TEST_CASE("gpt ablate: bad lists and settings are one line and exit 2, before an
     CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
   }
   CHECK(!std::filesystem::exists(out + "/learned-seed1337"));
+  const Result no_json = run(gpt + " ablate --redraw --out " + out);
+  CHECK(no_json.exit_code == 2);
+  CHECK_MESSAGE(no_json.err.find(out + "/ablation.json") != std::string::npos, no_json.err);
   const Result bad_eval = run(gpt + " eval --ckpt " + out + " --block-size 0");
   CHECK(bad_eval.exit_code == 2);
   CHECK(bad_eval.err == "error: eval: --block-size must be >= 1, got 0\n");

@@ -229,6 +229,15 @@ TEST_CASE("ablation table: mean and sample standard deviation over seeds, marked
   CHECK(md.find("| rope | 0 | 3.0000 ± 1.4142 | 3.5000 ± 1.4142 | no table | no table | 2.0 s |") != std::string::npos);
   CHECK(md.find("identical batches (3 batches; CRC-32 of their tokens: seed 1: 00000007, seed 2: 00000009)") !=
         std::string::npos);
+  // ablation.json holds all the table is made of: read back, it makes the same table.
+  CHECK(ablation_markdown(ablation_from_json(ablation_json(r), "a.json")) == md);
+  nlohmann::json broken = ablation_json(r);
+  broken["runs"][1]["batches_crc32"] = "xyz";
+  CHECK_THROWS_WITH_AS(ablation_from_json(broken, "a.json"),
+                       "ablate: 'a.json' field 'batches_crc32' must be 8 hex digits, got 'xyz'", Error);
+  broken["runs"][1].erase("batches_crc32");
+  CHECK_THROWS_WITH_AS(ablation_from_json(broken, "a.json"), "checkpoint: 'a.json' has no field 'batches_crc32'",
+                       Error);
   r.runs[3].batches_crc32 = 8;  // rope's seed-2 run took other batches than learned's
   CHECK(ablation_markdown(r).find("The runs of seed 2: 00000009 did NOT train on identical batches.") !=
         std::string::npos);
