@@ -229,25 +229,60 @@ std::unique_ptr<GPT> sinusoidal_as_table(const GPT& model) {
   return rebuilt(c, state, model.is_training());
 }
 
-AblationResult run_ablation(const AblationConfig& cfg) {
-  cfg.validate();
+namespace {
+
+// The val split the runs are evaluated on, tokenized as each run tokenizes its text.
+struct ValSplit {
+  std::unique_ptr<Tokenizer> tokenizer;
+  std::vector<int32_t> tokens;
+};
+
+ValSplit val_split(const AblationConfig& cfg) {
   const TrainConfig& base = cfg.base;
-  const int64_t T = base.model.block_size;
   const std::string text = base.data.empty() ? default_corpus() : read_text_file(base.data);
-  const std::unique_ptr<Tokenizer> tokenizer = make_tokenizer(base, text);
-  const std::vector<int32_t> val = split_tokens(tokenizer->encode(text)).val;
-  const int64_t longest = cfg.eval_lengths.back() * T;
-  EMBER_CHECK(static_cast<int64_t>(val.size()) >= longest + 1,
+  ValSplit v;
+  v.tokenizer = make_tokenizer(base, text);
+  v.tokens = split_tokens(v.tokenizer->encode(text)).val;
+  const int64_t T = base.model.block_size, longest = cfg.eval_lengths.back() * T;
+  EMBER_CHECK(static_cast<int64_t>(v.tokens.size()) >= longest + 1,
               "ablate: the val split has {} tokens, too few for one window of {} x --block-size {} = {} tokens (+1); "
               "use more text, a smaller --block-size or smaller --eval-lengths",
-              val.size(), cfg.eval_lengths.back(), T, longest);
+              v.tokens.size(), cfg.eval_lengths.back(), T, longest);
+  return v;
+}
+
+// Trains `run` (its kind and seed set) into its directory, recording its batches;
+// returns the signal that stopped it, or 0.
+int train_run(const AblationConfig& cfg, AblationRun& run) {
+  TrainConfig c = cfg.base;
+  c.model.pos = run.kind;
+  c.seed = run.seed;
+  c.out = run.dir;
+  BatchRecord record{0, 0, cfg.base.on_batch, cfg.base.on_batch_ctx};
+  c.on_batch = record_batch;
+  c.on_batch_ctx = &record;
+  const TrainResult trained = train(c);
+  if (trained.stopped_by) return trained.stopped_by;
+  write_run_plots(run.dir);
+  run.seconds = trained.seconds;
+  run.batches = record.count;
+  run.batches_crc32 = record.crc;
+  return 0;
+}
+
+}  // namespace
+
+AblationResult run_ablation(const AblationConfig& cfg) {
+  cfg.validate();
+  const int64_t T = cfg.base.model.block_size;
+  const ValSplit val = val_split(cfg);
   AblationResult result;
   result.block_size = T;
   result.eval_lengths = cfg.eval_lengths;
-  result.val_tokens = static_cast<int64_t>(val.size());
-  result.settings = base.to_json();
+  result.val_tokens = static_cast<int64_t>(val.tokens.size());
+  result.settings = cfg.base.to_json();
   for (const char* key : {"pos", "out", "seed"}) result.settings.erase(key);
-  result.settings["vocab_size"] = tokenizer->vocab_size();  // as each run saves it
+  result.settings["vocab_size"] = val.tokenizer->vocab_size();  // as each run saves it
   std::error_code ec;
   fs::create_directories(cfg.out, ec);
   EMBER_CHECK(fs::is_directory(cfg.out), "ablate: cannot create '{}' ({})", cfg.out,
@@ -259,30 +294,17 @@ AblationResult run_ablation(const AblationConfig& cfg) {
     for (PosKind kind : cfg.kinds) {
       AblationRun run;
       run.kind = kind;
-      run.seed = base.seed + static_cast<uint64_t>(s);
+      run.seed = cfg.base.seed + static_cast<uint64_t>(s);
       run.dir = (fs::path(cfg.out) / fmt::format("{}-seed{}", pos_kind_name(kind), run.seed)).string();
       print_line(cfg, fmt::format("== ablation run {}/{}: pos {}, seed {} -> {}", result.runs.size() + 1, total,
                                   pos_kind_name(kind), run.seed, run.dir));
-      TrainConfig c = base;
-      c.model.pos = kind;
-      c.seed = run.seed;
-      c.out = run.dir;
-      BatchRecord record{0, 0, base.on_batch, base.on_batch_ctx};
-      c.on_batch = record_batch;
-      c.on_batch_ctx = &record;
-      const TrainResult trained = train(c);
-      if (trained.stopped_by) {
-        result.stopped_by = trained.stopped_by;
+      if ((result.stopped_by = train_run(cfg, run)) != 0) {
         result.stopped_run = run.dir;
         return result;
       }
-      write_run_plots(run.dir);
-      run.seconds = trained.seconds;
-      run.batches = record.count;
-      run.batches_crc32 = record.crc;
-      print_line(cfg,
-                 fmt::format("evaluating on the whole val split ({} tokens) at {} tokens...", val.size(), lengths));
-      evaluate_run(run, val, cfg.eval_lengths, *tokenizer);
+      print_line(cfg, fmt::format("evaluating on the whole val split ({} tokens) at {} tokens...", val.tokens.size(),
+                                  lengths));
+      evaluate_run(run, val.tokens, cfg.eval_lengths, *val.tokenizer);
       print_line(cfg, run_summary(run, cfg.eval_lengths, T));
       result.runs.push_back(std::move(run));
     }

@@ -158,3 +158,44 @@ TEST_CASE("gpt ablate: bad lists and settings are one line and exit 2, before an
   CHECK(bad_eval.exit_code == 2);
   CHECK(bad_eval.err == "error: eval: --block-size must be >= 1, got 0\n");
 }
+
+TEST_CASE("gpt ablate: SIGINT stops the run in progress after saving it, exit 130, no table") {
+  ScratchDir dir("ablate_sigint");
+  const std::string gpt = program("gpt"), out = dir / "abl", text = write_small_text(dir / "text.txt");
+  const std::vector<std::string> args = {gpt,
+                                         "ablate",
+                                         "--data",
+                                         text,
+                                         "--n-layer",
+                                         "1",
+                                         "--n-head",
+                                         "2",
+                                         "--n-embd",
+                                         "16",
+                                         "--block-size",
+                                         "8",
+                                         "--threads",
+                                         "1",
+                                         "--max-iters",
+                                         "1000000",
+                                         "--eval-interval",
+                                         "5",
+                                         "--eval-iters",
+                                         "1",
+                                         "--kinds",
+                                         "rope,none",
+                                         "--out",
+                                         out};
+  Background ablation(args, dir / "ablate.log");
+  REQUIRE(wait_for([&] { return std::filesystem::exists(out + "/rope-seed1337/latest"); }));
+  ablation.signal(SIGINT);
+  CHECK(ablation.wait() == 130);
+  CHECK(read_file(dir / "ablate.log")
+            .find("stopped by SIGINT in " + out +
+                  "/rope-seed1337 (its checkpoint is saved); the ablation's table was "
+                  "not written\n") != std::string::npos);
+  CHECK(!std::filesystem::exists(out + "/ablation.md"));
+  CHECK(!std::filesystem::exists(out + "/none-seed1337"));
+  const Result eval = run(gpt + " eval --threads 1 --ckpt " + out + "/rope-seed1337");
+  CHECK_MESSAGE(eval.exit_code == 0, eval.err);
+}
