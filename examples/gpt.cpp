@@ -2,7 +2,8 @@
 //   gpt train [--data FILE] [--out DIR] [hyperparameters...]   (no --data: the built-in corpus)
 //   gpt train --resume DIR [--max-iters N]
 //   gpt sample --ckpt DIR [--prompt TEXT] [--tokens N] [--temperature X] [--top-k K] [--seed S] [--no-kv-cache]
-//   gpt eval --ckpt DIR [--data FILE] [--dump-logits FILE]
+//   gpt eval --ckpt DIR [--data FILE] [--dump-logits FILE] [--block-size N]
+//   gpt ablate [--data FILE] [--kinds LIST] [--seeds N] [--eval-lengths LIST] [hyperparameters...]
 //   gpt plot --ckpt DIR        redraw DIR/loss.svg and DIR/positions.svg
 //   gpt train --debug-step     one step of a tiny model, for gdb (docs/debugging.md)
 // Exit codes: 0 done; 2 bad input or a failure (one line on stderr); 3 the
@@ -16,11 +17,13 @@
 #include <cmath>
 #include <csignal>
 #include <cstring>
+#include <filesystem>
 #include <new>
 #include <span>
 
 #include "core/autograd.h"
 #include "core/parallel.h"
+#include "train/ablation.h"
 #include "train/checkpoint.h"
 #include "train/data.h"
 #include "train/debug_step.h"
@@ -56,10 +59,11 @@ struct TrainArgs {
 };
 
 // One CLI option per setting of TrainConfig (train/train_config.h), each
-// showing the default a run really uses.
-void add_train_options(CLI::App& cmd, TrainArgs& a) {
+// showing the default a run really uses; the flags in `skip` are left out.
+void add_setting_options(CLI::App& cmd, TrainArgs& a, const std::vector<std::string_view>& skip = {}) {
   for_each_setting(a.cfg, [&](const char*, const char* flag, const char* help, auto& value) {
     using T = std::decay_t<decltype(value)>;
+    if (std::find(skip.begin(), skip.end(), flag) != skip.end()) return;
     if constexpr (std::is_same_v<T, bool>) {
       // --x sets it, --no-x clears it (listed in x's help, not on its own line).
       cmd.add_flag(flag, value, fmt::format("{} [default: {}]", help, value ? "on" : "off"));
@@ -73,6 +77,10 @@ void add_train_options(CLI::App& cmd, TrainArgs& a) {
       if (std::string_view(flag) != "--data") o->capture_default_str();
     }
   });
+}
+
+void add_train_options(CLI::App& cmd, TrainArgs& a) {
+  add_setting_options(cmd, a);
   cmd.add_option("--resume", a.resume, "continue the run saved in this directory");
   cmd.add_flag("--overwrite", a.cfg.overwrite, "replace the checkpoints of another run in --out");
   cmd.add_flag("--debug-step", a.debug_step,
@@ -80,6 +88,29 @@ void add_train_options(CLI::App& cmd, TrainArgs& a) {
                "and nothing saved: for stepping through in gdb (docs/debugging.md)");
   cmd.add_option("--dump-graph", a.cfg.dump_graph,
                  "write the first step's autograd graph, with its gradients, to this file (Graphviz DOT)");
+}
+
+struct AblateArgs {
+  TrainArgs train;
+  std::string out = "out/ablation", kinds = "learned,sinusoidal,rope,alibi,none", eval_lengths = "1,2,4";
+  int64_t seeds = 1;
+  bool redraw = false;
+};
+
+// The model and optimizer flags of `gpt train`, less --pos (the ablation's
+// --kinds), --rng (always ember: train/ablation.h) and --out (its own).
+void add_ablate_options(CLI::App& cmd, AblateArgs& a) {
+  a.train.cfg.rng = RngKind::Ember;
+  add_setting_options(cmd, a.train, {"--out", "--pos", "--rng"});
+  cmd.add_option("--out", a.out,
+                 "directory: a run directory per kind and seed (<kind>-seed<S>/), ablation.md/.json/.svg")
+      ->capture_default_str();
+  cmd.add_option("--kinds", a.kinds, "positional encodings to compare, comma-separated")->capture_default_str();
+  cmd.add_option("--seeds", a.seeds, "runs per kind, seeds --seed, --seed + 1, ...")->capture_default_str();
+  cmd.add_option("--eval-lengths", a.eval_lengths, "evaluation lengths, as multiples of --block-size")
+      ->capture_default_str();
+  cmd.add_flag("--overwrite", a.train.cfg.overwrite, "replace the checkpoints of earlier runs in --out");
+  cmd.add_flag("--redraw", a.redraw, "rewrite ablation.md and ablation.svg from --out/ablation.json, training nothing");
 }
 
 // Flags the user typed, for the checks on --resume (--no-x counts as --x).
@@ -234,6 +265,38 @@ int run_train(TrainArgs& a, const CLI::App& cmd) {
   return 0;
 }
 
+int run_ablate(AblateArgs& a, const CLI::App& cmd) {
+  if (a.redraw) {
+    const std::string file = (std::filesystem::path(a.out) / "ablation.json").string();
+    phase = "redrawing the ablation";
+    const AblationResult r = ablation_from_json(read_json_file(file), file);
+    write_ablation(a.out, r);
+    fmt::print("{}\nwritten: {}/ablation.md, ablation.json and ablation.svg\n", ablation_markdown(r), a.out);
+    return 0;
+  }
+  EMBER_CHECK(cmd.count("--data") == 0 || !a.train.cfg.data.empty(),
+              "ablate: --data was given an empty file name (leave the flag out to use the built-in corpus)");
+  AblationConfig c;
+  c.base = a.train.cfg;
+  c.base.live_progress = isatty(STDOUT_FILENO);
+  c.out = a.out;
+  c.kinds = parse_pos_kinds(a.kinds);
+  c.seeds = a.seeds;
+  c.eval_lengths = parse_eval_lengths(a.eval_lengths);
+  install_stop_handlers();
+  phase = "running the ablation";
+  const AblationResult r = run_ablation(c);
+  if (r.stopped_by) {
+    fmt::print("stopped by {} in {} (its checkpoint is saved); the ablation's table was not written\n",
+               r.stopped_by == SIGINT ? "SIGINT" : "SIGTERM", r.stopped_run);
+    return 128 + r.stopped_by;
+  }
+  phase = "writing the ablation's table";
+  write_ablation(c.out, r);
+  fmt::print("\n{}\nwritten: {}/ablation.md, ablation.json and ablation.svg\n", ablation_markdown(r), c.out);
+  return 0;
+}
+
 // The text file a run trained on ("" when it used the built-in corpus).
 std::string training_data(const std::string& ckpt) {
   try {
@@ -243,9 +306,18 @@ std::string training_data(const std::string& ckpt) {
   }
 }
 
-int run_eval(const std::string& ckpt, const std::string& data, const std::string& dump_path) {
+// block_size 0: the length the model was trained at.
+int run_eval(const std::string& ckpt, const std::string& data, const std::string& dump_path, int64_t block_size) {
   phase = "loading the checkpoint";
   LoadedModel m = load_model(ckpt);
+  const GPTConfig& trained = m.model->config();
+  if (block_size != 0 && block_size != trained.block_size) {
+    EMBER_CHECK(trained.pos != PosKind::Learned || block_size < trained.block_size,
+                "eval: --block-size {} is longer than the context length {} the learned positional table was "
+                "trained at (it has {} rows); only sinusoidal, rope, alibi and none positions go past it",
+                block_size, trained.block_size, trained.block_size);
+    m.model = at_context_length(*m.model, block_size);
+  }
   phase = "evaluating";
   const TokenArray val = val_tokens(data.empty() ? training_data(ckpt) : data, *m.tokenizer, ckpt);
   fmt::print("val_loss {:.6f}\n", sequential_loss(*m.model, val));
@@ -317,10 +389,18 @@ int main(int argc, char** argv) {
   eval_cmd->add_option("--ckpt", eval_ckpt, "run or checkpoint directory")->required();
   eval_cmd->add_option("--data", eval_data, "text file (its last 10% is the val split) [default: the run's own]");
   eval_cmd->add_option("--dump-logits", dump_path, "also write the first val batch's idx and logits (safetensors)");
+  int64_t eval_block_size = 0;
+  eval_cmd->add_option("--block-size", eval_block_size,
+                       "evaluate in windows of N tokens [default: the context length it was trained at; a learned "
+                       "positional table cannot go past it]");
+  AblateArgs ablate;
+  CLI::App* ablate_cmd = app.add_subcommand(
+      "ablate", "train the same GPT with each positional encoding, evaluate each at 1x, 2x, 4x its context");
+  add_ablate_options(*ablate_cmd, ablate);
   std::string plot_dir;
   CLI::App* plot_cmd = app.add_subcommand("plot", "redraw a run's loss.svg and positions.svg in its directory");
   plot_cmd->add_option("--ckpt", plot_dir, "run directory (metrics.jsonl, checkpoints)")->required();
-  for (CLI::App* cmd : {train_cmd, sample_cmd, eval_cmd})
+  for (CLI::App* cmd : {train_cmd, sample_cmd, eval_cmd, ablate_cmd})
     cmd->add_option("--threads", threads, "threads (default: all cores, or EMBER_NUM_THREADS)");
   try {
     app.parse(argc, argv);
@@ -337,7 +417,8 @@ int main(int argc, char** argv) {
   try {
     EMBER_CHECK(world_size() == 1 || *train_cmd, "mpi: only `gpt train` runs across ranks; run gpt {} without mpirun",
                 app.get_subcommands().front()->get_name());
-    if (threads != 0 || train_cmd->count("--threads") + sample_cmd->count("--threads") + eval_cmd->count("--threads"))
+    if (threads != 0 || train_cmd->count("--threads") + sample_cmd->count("--threads") + eval_cmd->count("--threads") +
+                            ablate_cmd->count("--threads"))
       set_num_threads(threads);
     if (*train_cmd) status = run_train(train_args, *train_cmd);
     if (*sample_cmd) {
@@ -348,9 +429,12 @@ int main(int argc, char** argv) {
     }
     if (*eval_cmd) {
       EMBER_CHECK(eval_cmd->count("--data") == 0 || !eval_data.empty(), "eval: --data was given an empty file name");
-      status = run_eval(eval_ckpt, eval_data, dump_path);
+      EMBER_CHECK(eval_cmd->count("--block-size") == 0 || eval_block_size >= 1,
+                  "eval: --block-size must be >= 1, got {}", eval_block_size);
+      status = run_eval(eval_ckpt, eval_data, dump_path, eval_block_size);
     }
     if (*plot_cmd) draw_plots(plot_dir);
+    if (*ablate_cmd) status = run_ablate(ablate, *ablate_cmd);
   } catch (...) {
     status = report_failure(everywhere);
   }

@@ -33,6 +33,10 @@ struct TrainConfig {
   bool live_progress = false;  // a redrawn progress line (on a terminal) instead of plain lines
   bool quiet = false;          // no progress output (tests)
   std::string dump_graph;      // write the first step's autograd graph here (Graphviz DOT)
+  // Called with every training batch as its step takes it (a plain function
+  // and a context): how `gpt ablate` shows its runs trained on the same batches.
+  void (*on_batch)(void* ctx, const Batch& batch) = nullptr;
+  void* on_batch_ctx = nullptr;
 
   // Clear Error naming the flag (or, for settings read from `file`, the file
   // and field) and the rule, for any value a run cannot use.

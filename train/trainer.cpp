@@ -249,6 +249,7 @@ float train_step(Run& run) {
   const TrainConfig& c = run.cfg;
   run.optimizer->set_lr(cosine_lr(run.step, c.lr, c.min_lr, c.warmup_iters, c.lr_decay_iters));
   const Batch batch = run.stream->next_batch();
+  if (c.on_batch) c.on_batch(c.on_batch_ctx, batch);
   const bool dump = !c.dump_graph.empty();  // --dump-graph: this process's first step
   if (dump) run.parallel->keep_next_graph();
   const float loss = run.parallel->forward_backward(batch);
