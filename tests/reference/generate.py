@@ -179,7 +179,7 @@ def ops_reference(seed):
 
 
 def torch_rng_reference():
-    """PyTorch's CPU stream for train/torch_rng: randint, uniform_, normal_ (with
+    """PyTorch's CPU stream for train/torch_generator: randint, uniform_, normal_ (with
     and without a partial last block of 16) from torch.manual_seed(1337), then a
     tiny GPT built from torch.manual_seed(1234) and the draws that follow it."""
     out = {}
