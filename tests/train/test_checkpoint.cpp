@@ -9,6 +9,7 @@
 #include <fstream>
 
 #include "tests/nn/tiny_gpt.h"
+#include "tests/train/temp_dir.h"
 #include "train/checkpoint.h"
 #include "train/optim.h"
 #include "train/safetensors.h"
@@ -19,15 +20,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& name) : path(fs::temp_directory_path() / ("ember_ckpt_" + name)) {
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string str(const std::string& child = "") const { return (path / child).string(); }
-};
+using ember::testing::TempDir;
 
 // A tiny model after two AdamW steps on a fixed batch: every tensor a
 // checkpoint holds (weights, both moments, the step count) is non-trivial.
@@ -152,16 +145,16 @@ TEST_CASE("checkpoint: a directory PyTorch wrote (flat files, tied matrix stored
         weights.tensors[name.substr(6)] = t;
     weights.metadata = {{"format", "pt"}};
     save_safetensors(dir.str("model.safetensors"), weights);
-    std::ofstream(dir.str("config.json")) << nlohmann::json{{"vocab_size", std::stoll(m.at("vocab_size"))},
-                                                            {"block_size", std::stoll(m.at("block_size"))},
-                                                            {"n_layer", std::stoll(m.at("n_layer"))},
-                                                            {"n_head", std::stoll(m.at("n_head"))},
-                                                            {"n_embd", std::stoll(m.at("n_embd"))},
-                                                            {"dropout", 0.0},
-                                                            {"bias", m.at("bias") == "true"},
-                                                            {"tie_weights", true},
-                                                            {"pos", "learned"}}
-                                                .dump();
+    std::ofstream(dir.str("config.json")) << nlohmann::json{
+        {"vocab_size", std::stoll(m.at("vocab_size"))},
+        {"block_size", std::stoll(m.at("block_size"))},
+        {"n_layer", std::stoll(m.at("n_layer"))},
+        {"n_head", std::stoll(m.at("n_head"))},
+        {"n_embd", std::stoll(m.at("n_embd"))},
+        {"dropout", 0.0},
+        {"bias", m.at("bias") == "true"},
+        {"tie_weights", true},
+        {"pos", "learned"}}.dump();
     std::string chars;
     for (int i = 0; i < std::stoi(m.at("vocab_size")); ++i) chars += static_cast<char>('A' + i);
     save_tokenizer(CharTokenizer::train(chars), dir.str("tokenizer.json"));

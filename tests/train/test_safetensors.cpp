@@ -11,6 +11,7 @@
 #include <random>
 
 #include "core/error.h"
+#include "tests/train/temp_dir.h"
 #include "train/safetensors.h"
 
 using namespace ember;
@@ -61,15 +62,7 @@ bool same_bits(const Tensor& a, const Tensor& b) {
   return x.empty() || std::memcmp(x.data(), y.data(), x.size() * sizeof(float)) == 0;
 }
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() / ("ember_safetensors_test_" + std::to_string(std::random_device{}()));
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string operator/(const std::string& name) const { return (path / name).string(); }
-};
+using ember::testing::TempDir;
 
 SafetensorsFile sample_file() {
   SafetensorsFile f;

@@ -11,6 +11,7 @@
 #include <random>
 
 #include "core/error.h"
+#include "tests/train/temp_dir.h"
 #include "train/text_stream.h"
 #include "train/token_array.h"
 
@@ -19,17 +20,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  TempDir() : path(fs::temp_directory_path() / ("ember_stream_test_" + std::to_string(std::random_device{}()))) {
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string write(const std::string& name, const std::string& text) const {
-    std::ofstream(path / name, std::ios::binary) << text;
-    return (path / name).string();
-  }
-};
+using ember::testing::TempDir;
 
 // Pieces that meet at awkward places: multi-byte characters, contractions,
 // runs of spaces and newlines, digits, a word much longer than a small buffer.

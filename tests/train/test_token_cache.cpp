@@ -10,6 +10,7 @@
 #include <random>
 
 #include "core/error.h"
+#include "tests/train/temp_dir.h"
 #include "train/token_cache.h"
 
 using namespace ember;
@@ -17,14 +18,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  TempDir() : path(fs::temp_directory_path() / ("ember_cache_test_" + std::to_string(std::random_device{}()))) {
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string str(const std::string& child) const { return (path / child).string(); }
-};
+using ember::testing::TempDir;
 
 template <typename F>
 std::string error_of(F&& f) {

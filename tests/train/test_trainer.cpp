@@ -6,6 +6,7 @@
 
 #include "tests/core/test_helpers.h"
 #include "tests/nn/tiny_gpt.h"
+#include "tests/train/temp_dir.h"
 #include "train/checkpoint.h"
 #include "train/data.h"
 #include "train/default_corpus.h"
@@ -19,15 +20,7 @@ namespace fs = std::filesystem;
 namespace {
 
 // A fresh empty directory under the system temp dir, removed at scope exit.
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& name) : path(fs::temp_directory_path() / ("ember_test_" + name)) {
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string str(const std::string& child = "") const { return (path / child).string(); }
-};
+using ember::testing::TempDir;
 
 TrainConfig tiny_run(const std::string& out, int64_t max_iters) {
   TrainConfig c;

@@ -12,6 +12,7 @@
 #include <numbers>
 #include <string>
 
+#include "tests/train/temp_dir.h"
 #include "train/checkpoint.h"
 #include "train/data.h"
 #include "train/random_stream.h"
@@ -22,15 +23,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& name) : path(fs::temp_directory_path() / ("ember_step_" + name)) {
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string str(const std::string& child = "") const { return (path / child).string(); }
-};
+using ember::testing::TempDir;
 
 std::string small_text() {
   std::string text;
