@@ -265,12 +265,6 @@ class Pool {
     if (job.error.error) std::rethrow_exception(job.error.error);
   }
 
-  bool side_job_offered(int me) const {
-    for (int k = 1; k < size(); ++k)
-      if (slots_[(me + k) % size()].job.load(std::memory_order_relaxed) != nullptr) return true;
-    return false;
-  }
-
   // One pass over the other threads' slots; true when it ran a chunk.
   bool help_once(int me) {
     for (int k = 1; k < size(); ++k) {
