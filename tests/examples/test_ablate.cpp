@@ -142,7 +142,9 @@ TEST_CASE("gpt ablate: bad lists and settings are one line and exit 2, before an
       {"--data ''", "ablate: --data was given an empty file name"},
       {"--rng nanogpt", "rng"},
   };
-  for (const auto& [args, names] : cases) {
+  for (const auto& c : cases) {
+    const std::string& args = c.first;  // not a structured binding: clang-14 cannot capture one in CAPTURE
+    const std::string& names = c.second;
     CAPTURE(args);
     const std::string data = args.find("--data") == std::string::npos ? " --data " + text : "";
     const Result r = run(gpt + " ablate --max-iters 1" + data + " " + args + " --out " + out);
