@@ -251,7 +251,7 @@ int run_train(TrainArgs& a, const CLI::App& cmd) {
   if (r.stopped_by) {
     fmt::print("stopped by {} at step {}; checkpoint in {}; continue with: gpt train --resume {}\n",
                r.stopped_by == SIGINT ? "SIGINT" : "SIGTERM", r.step, r.checkpoint, r.out_dir);
-    return 128 + r.stopped_by;
+    return 128 + r.stopped_by;  // 130 for SIGINT, 143 for SIGTERM
   }
   fmt::print("trained in {:.1f} s; final val loss {:.4f}; checkpoint in {} (step {})\n", r.seconds, r.val_loss,
              r.checkpoint, r.step);

@@ -23,8 +23,8 @@
 #include "train/optim.h"
 #include "train/plots.h"
 #include "train/random_stream.h"
-#include "train/tokenizer.h"
 #include "train/token_cache.h"
+#include "train/tokenizer.h"
 
 namespace ember {
 namespace {
@@ -154,7 +154,8 @@ Estimate estimate_losses(Run& run, bool scheduled) {
     culprit = fmt::format("; first non-finite gradient: '{}'", culprit);
   else if (const std::string w = first_non_finite(run.params); !w.empty())
     culprit = fmt::format("; first non-finite weight: '{}'", w);
-  throw Diverged(fmt::format("train: step {}: {}{}; stopping (lower --lr or use --grad-clip). {}", step, what, culprit,
+  const char* advice = run.cfg.grad_clip > 0.0 ? "lower --lr" : "lower --lr or use --grad-clip";
+  throw Diverged(fmt::format("train: step {}: {}{}; stopping ({}). {}", step, what, culprit, advice,
                              run.checkpoint.empty() ? std::string("No checkpoint was saved.")
                                                     : "The last checkpoint, " + run.checkpoint + ", is untouched."));
 }
@@ -323,7 +324,7 @@ TrainResult loop(Run& run) {
 TrainResult train(const TrainConfig& cfg) {
   cfg.validate();
   if (!cfg.data.empty()) check_text_file(cfg.data);  // the input's problems before the output's
-  if (is_main_rank() && holds_checkpoint(cfg.out))    // rank 0 owns the run directory
+  if (is_main_rank() && holds_checkpoint(cfg.out))   // rank 0 owns the run directory
     EMBER_CHECK(cfg.overwrite,
                 "train: '{}' already holds a run's checkpoint; resume it with --resume {}, choose another --out, or "
                 "give --overwrite to replace it",

@@ -115,3 +115,21 @@ TEST_CASE("dropout: p outside [0, 1] is an error, in training and eval alike") {
   CHECK_THROWS_WITH_AS(dropout(ones({2}), -0.1f, false), "dropout: p must be in [0, 1], got -0.1", Error);
   CHECK_THROWS_WITH_AS(dropout(ones({2}), std::nanf(""), true), "dropout: p must be in [0, 1], got nan", Error);
 }
+
+TEST_CASE("dropout: an element is dropped exactly when its uniform draw u = bits / 2^24 is below p") {
+  // Each 64-bit draw gives two elements their 24-bit draws: bits 40-63 for the
+  // first, 8-31 for the second. Setting p to exactly one of them (p = bits /
+  // 2^24 is a float: 24 bits fit its mantissa) must keep that element (u < p
+  // is false) and drop it at the next float above p.
+  Generator peek(2024);
+  const uint64_t r = peek.next_u64();
+  for (const uint64_t bits : {r >> 40, (r >> 8) & 0xFFFFFFu}) {
+    CAPTURE(bits);
+    const int64_t index = bits == r >> 40 ? 0 : 1;
+    const float p = static_cast<float>(static_cast<double>(bits) / 16777216.0);
+    REQUIRE(static_cast<double>(p) * 16777216.0 == static_cast<double>(bits));
+    Generator at(2024), above(2024);
+    CHECK(dropout(ones({2}), p, true, &at).to_vector()[index] != 0.0f);
+    CHECK(dropout(ones({2}), std::nextafter(p, 1.0f), true, &above).to_vector()[index] == 0.0f);
+  }
+}

@@ -259,3 +259,31 @@ TEST_CASE("eval windows: every target is the next token, and gpt eval's loss is 
   CHECK(sequential_loss(model, many, 1) == all_at_once);
   CHECK(sequential_loss(model, narrow_ids, 1) == all_at_once);
 }
+
+TEST_CASE("train: a step whose gradient norm overflows stops the run although its loss is finite") {
+  // ln_f's gain at 1e25 keeps the logits (about 1e24) and the loss finite, but
+  // the gradients that pass back through it are about 1e21 to 1e23, whose
+  // squares overflow float: the norm is infinite, and clipping by it would zero
+  // every gradient and go on as if nothing happened.
+  TempDir d("overflow");
+  TrainConfig c = tiny_run(d.str(), 3);
+  c.model.dropout = 0.0f;
+  train(c);
+  const std::string weights = resolve_checkpoint(d.str()) + "/model.safetensors";
+  SafetensorsFile f = load_safetensors(weights);
+  Tensor& gain = f.tensors.at("transformer.ln_f.weight");
+  std::fill(gain.data(), gain.data() + gain.numel(), 1e25f);
+  save_safetensors(weights, f);
+  try {
+    resume(d.str(), {.max_iters = 5, .quiet = true});
+    FAIL("the run went on past an infinite gradient norm");
+  } catch (const Diverged& e) {
+    const std::string msg = e.what();
+    CAPTURE(msg);
+    CHECK(msg.find("step 4") != std::string::npos);
+    CHECK(msg.find("gradient norm inf") != std::string::npos);
+    CHECK(msg.find("the loss is inf") == std::string::npos);
+    CHECK(msg.find("the loss is nan") == std::string::npos);
+    CHECK(msg.find("(lower --lr)") != std::string::npos);  // clipping is on: no advice to turn it on
+  }
+}
