@@ -17,6 +17,7 @@
 
 #include "core/error.h"
 #include "core/ops/blas.h"
+#include "core/parallel.h"
 
 using ember::detail::gemm_kernel_name;
 using ember::detail::GemmKernel;
@@ -164,17 +165,20 @@ TEST_CASE("sgemm: the naive kernel computes a 2x2 product by hand") {
 }
 
 TEST_CASE("detail::sgemm on products it splits over threads matches a double reference with every kernel") {
-  // Large enough (M N K >= 2^18) for sgemm to split C into blocks of 6-row or
-  // 16-column panels across the pool (but with the naive kernel, which runs
-  // on one thread), which offsets A or B per block, so the transposed layouts'
-  // offsets are exercised. Tolerance as in run_case:
+  // Large enough for sgemm to split C into parts of 6-row or 16-column panels
+  // across two threads (M N K >= 2^18, and each part at least 2^20
+  // multiply-adds, so M N K >= 2^21; the naive kernel runs on one thread),
+  // which offsets A or B per part, so the transposed layouts' offsets are
+  // exercised. Tolerance as in run_case:
   // 1e-5 sqrt(K) of sum |a b| <= K (|a|, |b| <= 1).
   struct Dims {
     int64_t M, N, K;
   };
   std::mt19937 rng(7);
   std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
-  for (const Dims d : {Dims{300, 70, 90}, Dims{70, 300, 90}})
+  const int threads = ember::num_threads();
+  ember::set_num_threads(std::max(threads, 2));
+  for (const Dims d : {Dims{600, 70, 90}, Dims{70, 600, 90}})
     for (bool ta : {false, true})
       for (bool tb : {false, true})
         for (GemmKernel kernel : kernels()) {
@@ -196,6 +200,7 @@ TEST_CASE("detail::sgemm on products it splits over threads matches a double ref
             }
           CHECK(worst <= 1e-5 * std::sqrt(static_cast<double>(K)) * static_cast<double>(K));
         }
+  ember::set_num_threads(threads);
 }
 
 TEST_CASE("sgemm: ember's and the naive kernel give bit-identical entries however C is cut into blocks") {
