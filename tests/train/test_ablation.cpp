@@ -8,6 +8,7 @@
 #include "tests/core/test_helpers.h"
 #include "tests/nn/tiny_gpt.h"
 #include "train/ablation.h"
+#include "train/crc32.h"
 #include "train/data.h"
 #include "train/tokenizer.h"
 #include "train/trainer.h"
@@ -94,6 +95,16 @@ TEST_CASE("ablation: the runs of one seed take identical batches and differ only
     CHECK(settings.at("seed") == run.seed);
     for (const char* key : {"pos", "out", "seed"}) settings.erase(key);
     CHECK(settings == r.settings);
+  }
+  // The CRC covers every token of every batch, x then y, in step order
+  // (the CRC of a concatenation is one CRC carried across the pieces).
+  for (size_t seed = 0; seed < 2; ++seed) {
+    uint32_t crc = 0;
+    for (size_t s = 0; s < steps; ++s) {
+      const std::vector<int64_t>& t = rec.batches[seed * kinds * steps + s];
+      crc = crc32_update(crc, t.data(), t.size() * sizeof(int64_t));
+    }
+    CHECK(r.runs[seed * kinds].batches_crc32 == crc);
   }
   // The other seed drew other batches (so the equalities above could fail).
   CHECK(rec.batches[0] != rec.batches[kinds * steps]);
