@@ -109,7 +109,8 @@ void add_ablate_options(CLI::App& cmd, AblateArgs& a) {
   cmd.add_option("--seeds", a.seeds, "runs per kind, seeds --seed, --seed + 1, ...")->capture_default_str();
   cmd.add_option("--eval-lengths", a.eval_lengths, "evaluation lengths, as multiples of --block-size")
       ->capture_default_str();
-  cmd.add_flag("--overwrite", a.train.cfg.overwrite, "replace the checkpoints of earlier runs in --out");
+  cmd.add_flag("--overwrite", a.train.cfg.overwrite,
+               "train every run again, replacing earlier ones in --out (without it, finished runs are reused)");
   cmd.add_flag("--redraw", a.redraw, "rewrite ablation.md and ablation.svg from --out/ablation.json, training nothing");
 }
 
@@ -287,8 +288,10 @@ int run_ablate(AblateArgs& a, const CLI::App& cmd) {
   phase = "running the ablation";
   const AblationResult r = run_ablation(c);
   if (r.stopped_by) {
-    fmt::print("stopped by {} in {} (its checkpoint is saved); the ablation's table was not written\n",
-               r.stopped_by == SIGINT ? "SIGINT" : "SIGTERM", r.stopped_run);
+    fmt::print(
+        "stopped by {} in {}; the table was not written. The same command again reuses the finished runs "
+        "and trains the stopped one again\n",
+        r.stopped_by == SIGINT ? "SIGINT" : "SIGTERM", r.stopped_run);
     return 128 + r.stopped_by;
   }
   phase = "writing the ablation's table";

@@ -251,13 +251,56 @@ ValSplit val_split(const AblationConfig& cfg) {
   return v;
 }
 
-// Trains `run` (its kind and seed set) into its directory, recording its batches;
-// returns the signal that stopped it, or 0.
+// Written into a run's directory once it has trained to the end: what the
+// table needs from its training, so that the same command run again (after
+// Ctrl-C, say) reuses the run instead of training it again.
+constexpr const char* kRunRecord = "ablation-run.json";
+
+// What an earlier ablation left in a run's directory.
+enum class EarlierRun { None, Finished, Unfinished, OtherSettings };
+
+EarlierRun earlier_run(const TrainConfig& c) {
+  if (!holds_checkpoint(c.out)) return EarlierRun::None;
+  nlohmann::json saved = saved_run_settings(c.out).to_json(), wanted = c.to_json();
+  // The vocabulary comes from the text (evaluate_run checks the tokenizer);
+  // the progress lines and the checkpoints kept do not change what is trained.
+  for (const char* key : {"vocab_size", "log_interval", "keep_checkpoints"}) {
+    saved.erase(key);
+    wanted.erase(key);
+  }
+  if (saved != wanted) return EarlierRun::OtherSettings;
+  return fs::exists(fs::path(c.out) / kRunRecord) ? EarlierRun::Finished : EarlierRun::Unfinished;
+}
+
+// Trains `run` (its kind and seed set) into its directory, recording its
+// batches, or reuses it when an earlier ablation finished it with the same
+// settings; returns the signal that stopped it, or 0. A run with the same
+// settings that did not finish (Ctrl-C) is trained again from the start.
 int train_run(const AblationConfig& cfg, AblationRun& run) {
   TrainConfig c = cfg.base;
   c.model.pos = run.kind;
   c.seed = run.seed;
   c.out = run.dir;
+  const std::string record_file = (fs::path(c.out) / kRunRecord).string();
+  const EarlierRun earlier = c.overwrite ? EarlierRun::None : earlier_run(c);
+  if (earlier == EarlierRun::Finished) {
+    const nlohmann::json j = read_json_file(record_file);
+    run.seconds = json_field<double>(j, "seconds", record_file);
+    run.batches = json_field<int64_t>(j, "batches", record_file);
+    run.batches_crc32 = json_field<uint32_t>(j, "batches_crc32", record_file);
+    print_line(cfg, fmt::format("reusing the finished run in {} (same settings)", run.dir));
+    return 0;
+  }
+  EMBER_CHECK(earlier != EarlierRun::OtherSettings,
+              "ablate: '{}' holds a run with other settings; give --overwrite to train every run again, or choose "
+              "another --out",
+              c.out);
+  if (earlier == EarlierRun::Unfinished) {
+    print_line(cfg, fmt::format("the run in {} did not finish: training it again", run.dir));
+    c.overwrite = true;
+  }
+  std::error_code ec;
+  fs::remove(record_file, ec);  // a record must never outlive the run it describes
   BatchRecord record{0, 0, cfg.base.on_batch, cfg.base.on_batch_ctx};
   c.on_batch = record_batch;
   c.on_batch_ctx = &record;
@@ -267,6 +310,9 @@ int train_run(const AblationConfig& cfg, AblationRun& run) {
   run.seconds = trained.seconds;
   run.batches = record.count;
   run.batches_crc32 = record.crc;
+  const nlohmann::json done = {
+      {"seconds", run.seconds}, {"batches", run.batches}, {"batches_crc32", run.batches_crc32}};
+  write_text_file(record_file, done.dump(2) + "\n");
   return 0;
 }
 

@@ -58,7 +58,11 @@ struct AblationResult {
 };
 
 // Trains and evaluates every kind and seed, printing progress unless
-// base.quiet. Does not write the result files (write_ablation does).
+// base.quiet. A run directory that an earlier ablation finished with the same
+// settings is reused (its ablation-run.json holds its training time and batch
+// record); one it left unfinished is trained again; one with other settings
+// is an Error unless base.overwrite, which trains every run again. Does not
+// write the result files (write_ablation does).
 AblationResult run_ablation(const AblationConfig& cfg);
 
 // The table's rows: mean and sample standard deviation over seeds.

@@ -194,8 +194,8 @@ TEST_CASE("gpt ablate: SIGINT stops the run in progress after saving it, exit 13
   CHECK(ablation.wait() == 130);
   CHECK(read_file(dir / "ablate.log")
             .find("stopped by SIGINT in " + out +
-                  "/rope-seed1337 (its checkpoint is saved); the ablation's table was "
-                  "not written\n") != std::string::npos);
+                  "/rope-seed1337; the table was not written. The same command again reuses the finished runs and "
+                  "trains the stopped one again\n") != std::string::npos);
   CHECK(!std::filesystem::exists(out + "/ablation.md"));
   CHECK(!std::filesystem::exists(out + "/none-seed1337"));
   const Result eval = run(gpt + " eval --threads 1 --ckpt " + out + "/rope-seed1337");

@@ -7,6 +7,7 @@
 
 #include "tests/core/test_helpers.h"
 #include "tests/nn/tiny_gpt.h"
+#include "tests/train/temp_dir.h"
 #include "train/ablation.h"
 #include "train/crc32.h"
 #include "train/data.h"
@@ -276,4 +277,48 @@ TEST_CASE("ablation settings: bad lists and kinds a model cannot use are clear e
   c.seeds = 0;
   CHECK_THROWS_WITH_AS(c.validate(), "ablate: --seeds must be in [1, 100], got 0", Error);
   fs::remove_all(fs::temp_directory_path() / "ember_test_ablation_settings");
+}
+
+TEST_CASE(
+    "ablation: the same command again reuses finished runs, trains unfinished ones again, refuses other settings") {
+  ember::testing::TempDir dir("ablation_reuse");
+  AblationConfig c = tiny_ablation(dir.path);
+  c.seeds = 1;
+  c.kinds = {PosKind::Learned, PosKind::Rope};
+  const int64_t steps = c.base.max_iters;
+  Recorded first, again, retrained;
+  c.base.on_batch = record;
+  c.base.on_batch_ctx = &first;
+  const AblationResult r1 = run_ablation(c);
+  REQUIRE(first.batches.size() == 2 * static_cast<size_t>(steps));
+  auto same_results = [&](const AblationResult& r) {
+    REQUIRE(r.runs.size() == r1.runs.size());
+    for (size_t i = 0; i < r.runs.size(); ++i) {
+      CHECK(r.runs[i].batches_crc32 == r1.runs[i].batches_crc32);
+      CHECK(r.runs[i].batches == steps);
+      CHECK(r.runs[i].val_loss[0] == r1.runs[i].val_loss[0]);  // the same model, or one trained alike
+      CHECK((r.runs[i].zeroed == r1.runs[i].zeroed || (std::isnan(r.runs[i].zeroed) && std::isnan(r1.runs[i].zeroed))));
+    }
+  };
+  // Again: nothing is trained, the table is the same (training time included).
+  c.base.on_batch_ctx = &again;
+  const AblationResult r2 = run_ablation(c);
+  CHECK(again.batches.empty());
+  same_results(r2);
+  for (size_t i = 0; i < r2.runs.size(); ++i) CHECK(r2.runs[i].seconds == r1.runs[i].seconds);
+  // A run without its record (stopped before the end) is trained again, alike; the finished one is reused.
+  fs::remove(fs::path(r1.runs[1].dir) / "ablation-run.json");
+  Recorded resumed;
+  c.base.on_batch_ctx = &resumed;
+  same_results(run_ablation(c));
+  CHECK(resumed.batches == std::vector<std::vector<int64_t>>(first.batches.begin() + steps, first.batches.end()));
+  // Other settings are not silently replaced.
+  AblationConfig changed = c;
+  changed.base.lr *= 2;
+  CHECK_THROWS_WITH_AS(run_ablation(changed), doctest::Contains("holds a run with other settings"), Error);
+  // --overwrite trains every run again, alike.
+  c.base.overwrite = true;
+  c.base.on_batch_ctx = &retrained;
+  same_results(run_ablation(c));
+  CHECK(retrained.batches == first.batches);
 }
