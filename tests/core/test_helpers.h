@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <string>
 #include <vector>
 
 #include "core/ember.h"
@@ -31,5 +32,16 @@ inline Tensor leaf(const Shape& shape, uint64_t seed, float scale = 1.0f) {
     const ::ember::GradcheckResult r_ = ::ember::gradcheck(op, fn, inputs); \
     CHECK_MESSAGE(r_.ok, r_.message);                                       \
   } while (0)
+
+// The message of the ember::Error that f throws ("" if it throws none).
+template <typename F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
 
 }  // namespace ember::testing

@@ -11,6 +11,7 @@
 #include <random>
 
 #include "core/error.h"
+#include "tests/core/test_helpers.h"
 #include "tests/train/temp_dir.h"
 #include "train/text_stream.h"
 #include "train/token_array.h"
@@ -55,15 +56,7 @@ std::vector<int32_t> encode_streamed(const Tokenizer& t, const std::string& path
   return ids;
 }
 
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using ember::testing::error_of;
 
 const size_t kBuffers[] = {16, 17, 23, 64, 1000, size_t{1} << 20};
 

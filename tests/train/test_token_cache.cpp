@@ -10,6 +10,7 @@
 #include <random>
 
 #include "core/error.h"
+#include "tests/core/test_helpers.h"
 #include "tests/train/temp_dir.h"
 #include "train/token_cache.h"
 
@@ -20,15 +21,7 @@ namespace {
 
 using ember::testing::TempDir;
 
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using ember::testing::error_of;
 
 std::string sample_text() {
   std::string s;

@@ -8,6 +8,7 @@
 #include <random>
 
 #include "core/error.h"
+#include "tests/core/test_helpers.h"
 #include "train/tokenizer.h"
 
 using namespace ember;
@@ -37,16 +38,7 @@ std::string random_bytes(size_t n, uint32_t seed) {
   return s;
 }
 
-// Returns the message of the ember::Error that f throws ("" if it throws none).
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using ember::testing::error_of;
 
 // A fresh directory under the system temp dir, removed at scope exit.
 struct TempDir {
